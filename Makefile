@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`. Both are idempotent.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
+APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm
+
+.PHONY: demo test bench install sysdeps clean-runs mlflow-ui
+
+install: $(STAMP)
+
+# torch is installed first and exactly: the local CPU wheel of 2.13.0 avoids several GB of CUDA packages.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+# System tools the corpora are made with (speech: espeak-ng; music: fluidsynth + a GM soundfont).
+sysdeps:
+	@if ! command -v espeak-ng >/dev/null || ! command -v fluidsynth >/dev/null || [ ! -f $(SOUNDFONT) ]; then \
+	  echo "[make] installing $(APT_PKGS) with apt"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	fi
+
+demo: install sysdeps
+	$(BIN)/python jobs/hpo.py --n_trials 24
+
+test: install sysdeps
+	$(BIN)/python -m pytest -q tests
+
+bench: install sysdeps
+	$(BIN)/python benchmarks/run_all.py
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
+
+clean-runs:
+	rm -rf mlruns.db mlartifacts ray_results runs

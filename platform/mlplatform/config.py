@@ -1,0 +1,312 @@
+"""Typed configs with one dotted ``key=value`` override syntax.
+
+A family config is a dataclass whose fields are *sections* (``model``, ``loss``, ``data``, ``train``,
+``optim``), each itself a dataclass of typed leaves. Leaves are declared with :func:`F`, which carries
+the range/choice constraints, so every error can name the key and what is allowed.
+
+The same path is used by the CLI (``--set loss.lam_cov=0.5``), by search spaces (their keys are dotted
+config keys) and by tests, and it validates before any Ray work starts.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config key or value. Its message is one line and names the key."""
+
+
+def F(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+      le: float | None = None, lt: float | None = None, help: str = "",
+      default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config leaf with optional numeric bounds (``ge``/``gt``/``le``/``lt``) and a help string."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "help": help}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def section(cls: type) -> Any:
+    """A nested config section (a dataclass) with its defaults."""
+    return field(default_factory=cls)
+
+
+# ----------------------------------------------------------------------------------------------
+# type handling
+# ----------------------------------------------------------------------------------------------
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Turn ``value`` (a CLI string or a typed value) into ``tp`` or raise ConfigError naming ``key``."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if isinstance(value, str) and value not in choices:
+            # allow typed literals given as strings on the CLI ("true", "3")
+            for c in choices:
+                if str(c) == value:
+                    return c
+        if value in choices:
+            return value
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}")
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{key}: {value!r} is not a bool (use true or false)")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not an int")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: {value!r} is not an int")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not a float")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: {value!r} is not a float")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: {value!r} is not a string")
+    if origin in (dict, list, tuple) or tp in (dict, list, tuple):
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)  # safe: literals only, never code
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{key}: cannot parse {value!r} as {_type_name(tp)} ({e.__class__.__name__})")
+        want = origin or tp
+        if want is tuple and isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, want):
+            raise ConfigError(f"{key}: {value!r} is not a {want.__name__}")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")
+
+
+def _check_bounds(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    ge, gt, le, lt = meta.get("ge"), meta.get("gt"), meta.get("le"), meta.get("lt")
+    if value != value:  # NaN
+        raise ConfigError(f"{key}: NaN is not allowed")
+    ok = ((ge is None or value >= ge) and (gt is None or value > gt)
+          and (le is None or value <= le) and (lt is None or value < lt))
+    if not ok:
+        lo = f"[{ge}" if ge is not None else (f"({gt}" if gt is not None else "(-inf")
+        hi = f"{le}]" if le is not None else (f"{lt})" if lt is not None else "inf)")
+        raise ConfigError(f"{key}: {value!r} is out of range; allowed {lo}, {hi}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the base class every family config derives from
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    """Base for family configs. Sections are dataclass fields; leaves are typed and bounded."""
+
+    def check(self) -> None:
+        """Cross-field rules of a family (override in the family config). Raise ConfigError."""
+
+    # -- access --------------------------------------------------------------------------------
+    def keys(self) -> list[str]:
+        return list(flatten(self).keys())
+
+    def get(self, dotted: str) -> Any:
+        obj: Any = self
+        for part in dotted.split("."):
+            if not is_dataclass(obj) or part not in {f.name for f in fields(obj)}:
+                raise ConfigError(unknown_key_message(self, dotted))
+            obj = getattr(obj, part)
+        return obj
+
+    def override(self, assignments: typing.Iterable[str] | typing.Mapping[str, Any]) -> "Config":
+        """Return a validated copy with ``key=value`` strings (or a {key: value} mapping) applied."""
+        new = copy.deepcopy(self)
+        items = assignments.items() if isinstance(assignments, typing.Mapping) else map(_split_assignment, assignments)
+        for key, value in items:
+            _set(new, key, value)
+        validate(new)
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: typing.Mapping[str, Any]) -> "Config":
+        """Rebuild a config from :meth:`to_dict` output (e.g. from a checkpoint), validating it."""
+        return cls().override(flatten_dict(data))
+
+
+def _split_assignment(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. loss.lam_cov=0.5)")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def unknown_key_message(cfg: Config, dotted: str) -> str:
+    import difflib
+    keys = list(flatten(cfg).keys())
+    close = difflib.get_close_matches(dotted, keys, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    sections = sorted({k.split('.')[0] for k in keys})
+    return f"unknown config key {dotted!r}{hint} (sections: {', '.join(sections)}; `--list-keys` shows all)"
+
+
+def _set(cfg: Config, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    obj: Any = cfg
+    for part in parts[:-1]:
+        names = {f.name for f in fields(obj)} if is_dataclass(obj) else set()
+        if part not in names or not is_dataclass(getattr(obj, part)):
+            raise ConfigError(unknown_key_message(cfg, dotted))
+        obj = getattr(obj, part)
+    leaf = parts[-1]
+    flds = {f.name: f for f in fields(obj)} if is_dataclass(obj) else {}
+    if leaf not in flds or is_dataclass(getattr(obj, leaf)):
+        raise ConfigError(unknown_key_message(cfg, dotted))
+    tp = _hints(type(obj))[leaf]
+    coerced = _coerce(dotted, value, tp)
+    _check_bounds(dotted, coerced, flds[leaf].metadata)
+    setattr(obj, leaf, coerced)
+
+
+def validate(cfg: Config) -> Config:
+    """Check every leaf's type and bounds, then the family's cross-field rules."""
+    def walk(obj: Any, prefix: str) -> None:
+        hints = _hints(type(obj))
+        for f in fields(obj):
+            val = getattr(obj, f.name)
+            key = f"{prefix}{f.name}"
+            if is_dataclass(val):
+                walk(val, key + ".")
+                continue
+            coerced = _coerce(key, val, hints[f.name])
+            _check_bounds(key, coerced, f.metadata)
+            setattr(obj, f.name, coerced)
+    walk(cfg, "")
+    cfg.check()
+    return cfg
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: value} for every leaf, in declaration order."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        val = getattr(cfg, f.name)
+        if is_dataclass(val):
+            out.update(flatten(val, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = val
+    return out
+
+
+def flatten_dict(d: typing.Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and not k.endswith("compression_ratios"):
+            out.update(flatten_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def describe(cfg: Config) -> list[str]:
+    """Human-readable lines ``key = value  (type, range) help`` for ``--list-keys``."""
+    lines = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        hints = _hints(type(obj))
+        for f in fields(obj):
+            val = getattr(obj, f.name)
+            if is_dataclass(val):
+                walk(val, f"{prefix}{f.name}.")
+                continue
+            m = f.metadata
+            rng = [f"{op} {m[op]}" for op in ("ge", "gt", "le", "lt") if m.get(op) is not None]
+            extra = f" [{', '.join(rng)}]" if rng else ""
+            hlp = f"  # {m['help']}" if m.get("help") else ""
+            lines.append(f"{prefix}{f.name} = {val!r}  ({_type_name(hints[f.name])}{extra}){hlp}")
+    walk(cfg, "")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# sections shared by every family (families subclass these to add their own keys)
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainSection:
+    epochs: int = F(20, ge=1, help="epochs to train")
+    steps_per_epoch: int = F(0, ge=0, help="0 = one full pass over the training split")
+    batch_size: int = F(32, ge=1)
+    grad_clip: float = F(1.0, ge=0.0, help="max grad norm; 0 disables clipping")
+    val_every: int = F(1, ge=1, help="validate every N epochs (and always after the last)")
+    val_batches: int = F(8, ge=1, help="validation batches per call (fixed items, fixed seed)")
+    val_seed: int = F(1234, help="seed used by every validation call; training RNG is restored after")
+    seed: int = F(0)
+    early_stop_patience: int = F(0, ge=0, help="stop after N validations without improvement; 0 = off")
+    guard_patience: int = F(3, ge=1, help="validations a guard may be violated before it fires")
+    guard_action: Literal["flag", "stop"] = F("flag", help="flag the run, or stop it (sweeps use stop)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = F("auto", help="autocast on GPU; auto = bf16 where supported")
+    num_threads: int = F(0, ge=0, help="torch threads per worker; 0 = the CPUs Ray gave this worker")
+
+
+@dataclass
+class OptimSection:
+    name: Literal["adamw", "adam", "sgd"] = F("adamw")
+    lr: float = F(1e-3, gt=0.0, le=1.0)
+    weight_decay: float = F(0.0, ge=0.0)
+    scheduler: Literal["none", "cosine"] = F("cosine", help="per-epoch LR schedule")
+    min_lr_ratio: float = F(0.05, ge=0.0, le=1.0, help="cosine floor as a fraction of lr")

@@ -1,0 +1,138 @@
+"""The riscov Family bundle: schedule (β annealing), loss, validation metrics, guards."""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+from mlplatform.families.riscov import config as C
+from mlplatform.families.riscov import data as D
+from mlplatform.families.riscov.losses import blend, effective_weights, nmse, nmse_parts
+from mlplatform.families.riscov.metrics import doa_sq_error, music_doa
+from mlplatform.families.riscov.model import CovEstimator
+from mlplatform.registry import Family, StepContext
+from mlplatform.train.terms import LossTerms
+
+
+def warmup_epochs(cfg: C.RiscovConfig) -> int:
+    t = cfg.train
+    return max(t.beta_min_warmup_epochs, int(t.beta_warmup_frac * t.epochs))
+
+
+def beta_at(cfg: C.RiscovConfig, epoch: int) -> float:
+    """β for a 0-based epoch: linear beta_start → beta_final over the warmup, then beta_final (± jitter)."""
+    t = cfg.train
+    w = warmup_epochs(cfg)
+    beta = t.beta_start + (t.beta_final - t.beta_start) * min(1.0, epoch / w)
+    if t.beta_jitter > 0 and epoch >= w:
+        beta += random.Random(t.seed * 7919 + epoch).uniform(-t.beta_jitter, t.beta_jitter)
+    return min(1.0, max(0.0, beta))
+
+
+def schedule(cfg: C.RiscovConfig, epoch: int) -> dict[str, float]:
+    beta = beta_at(cfg, epoch)
+    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, epoch, warmup_epochs(cfg))
+    return {"beta": beta, "lam_cov": lam_cov, "lam_cov_pred_eff": lam_pred, "beta_safety": float(safety)}
+
+
+def build_model(cfg: C.RiscovConfig) -> torch.nn.Module:
+    m = cfg.model
+    return CovEstimator(cfg.data.n_elements, m.hidden, m.depth, m.dropout)
+
+
+def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
+    cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
+    s = ctx.schedule
+    beta = s["beta"]
+    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, ctx.epoch, warmup_epochs(cfg))
+    r_samp, r_true = batch["r_samp"], batch["r_true"]
+    r_pred = model(r_samp)
+    r_blend = blend(r_pred, r_samp, beta)
+    if ctx.training and not r_blend.requires_grad:
+        raise RuntimeError("R_blend must require gradients during TRAIN (seed 003 hard guard)")
+    eps, w = cfg.loss.eps, cfg.loss.diag_weight
+    nb_d, nb_o = nmse_parts(r_blend, r_true, eps)
+    loss_blend = (w * nb_d + (1 - w) * nb_o).mean()
+    loss_pred = nmse(r_pred, r_true, w, eps).mean()
+    terms = LossTerms()
+    terms.add("nmse_blend", loss_blend, lam_cov)
+    terms.add("nmse_pred", loss_pred, lam_pred)
+    terms.add("nmse_blend_diag", nb_d.mean(), 0.0)
+    terms.add("nmse_blend_off", nb_o.mean(), 0.0)
+    terms.outputs = {"r_pred": r_pred, "r_blend": r_blend}
+    st = ctx.state
+    if ctx.training and st.get("rank", 0) == 0:
+        if not st.get("loss_printed"):
+            # the seed's [LOSS] lines, once per run
+            print(f"[Beta Warmup] Annealing β from {cfg.train.beta_start:.2f} → {cfg.train.beta_final:.2f} "
+                  f"over {warmup_epochs(cfg)} epochs", flush=True)
+            print(f"[LOSS] lam_cov={lam_cov:.3g}, lam_cov_pred={lam_pred:.3g}", flush=True)
+            print(f"[LOSS] loss_nmse={float(loss_blend.detach()):.6f}, loss_nmse_pred={float(loss_pred.detach()):.6f}", flush=True)
+            print(f"[LOSS] R_blend.requires_grad={r_blend.requires_grad}", flush=True)
+            fro = float((r_blend - r_true).abs().pow(2).sum((-2, -1)).sqrt().mean())
+            print(f"[LOSS] ||R_hat - R_true||_F={fro:.3f}", flush=True)
+            st["loss_printed"] = True
+        if st.get("beta_epoch") != ctx.epoch:
+            print(f"[Beta] epoch={ctx.epoch + 1}, beta={beta:.3f} (warmup: {warmup_epochs(cfg)})", flush=True)
+            st["beta_epoch"] = ctx.epoch
+        if safety and not st.get("safety_printed"):
+            print(f"[SAFETY] beta={beta:.3f} >= 0.999: lam_cov_pred raised to {lam_pred:.3g} (0.2·lam_cov)", flush=True)
+            st["safety_printed"] = True
+    return terms
+
+
+GRID = torch.arange(-90.0, 90.01, 0.5)
+
+
+def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
+    w, eps = cfg.loss.diag_weight, cfg.loss.eps
+    r_true, r_samp = batch["r_true"], batch["r_samp"]
+    r_pred, r_blend = terms.outputs["r_pred"], terms.outputs["r_blend"]
+    k, kmax = batch["n_sources"], cfg.data.max_sources
+    grid = GRID.to(r_true.device)
+    est_b = music_doa(r_blend, k, kmax, grid)
+    est_s = music_doa(r_samp, k, kmax, grid)
+    return {
+        "nmse_blend": nmse(r_blend, r_true, w, eps),
+        "nmse_pred": nmse(r_pred, r_true, w, eps),
+        "nmse_samp": nmse(r_samp, r_true, w, eps),
+        "doa_sq_blend": doa_sq_error(est_b, batch["angles_deg"]),
+        "doa_sq_samp": doa_sq_error(est_s, batch["angles_deg"]),
+    }
+
+
+def finalize_metrics(m: dict[str, float]) -> dict[str, float]:
+    out = dict(m)
+    if "doa_sq_blend" in out:
+        out["doa_rmse_deg"] = math.sqrt(out.pop("doa_sq_blend"))
+    if "doa_sq_samp" in out:
+        out["doa_rmse_deg_samp"] = math.sqrt(out.pop("doa_sq_samp"))
+    return out
+
+
+def litmus_schedule(cfg: C.RiscovConfig, i: int, n: int) -> dict[str, float]:
+    """The seed's litmus: β warms up 0.0 → beta_final over the n steps."""
+    beta = cfg.train.beta_final * i / max(1, n - 1)
+    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, 0, 1)
+    return {"beta": beta, "lam_cov": lam_cov, "lam_cov_pred_eff": lam_pred, "beta_safety": float(safety)}
+
+
+FAMILY = Family(
+    name="riscov",
+    config_cls=C.RiscovConfig,
+    presets={"debug": C.debug, "full": C.full},
+    build_model=build_model,
+    build_datasets=D.build_datasets,
+    compute_loss=compute_loss,
+    evaluate=evaluate,
+    selection_metric="val/nmse_blend",
+    mode="min",
+    schedule=schedule,
+    prepare_data=D.prepare_data,
+    finalize_metrics=finalize_metrics,
+    litmus_schedule=litmus_schedule,
+    overfit=("val/nmse_blend", "<", 0.5, ("train.epochs=30",)),
+    description="covariance estimator for an RIS/array receiver, R_blend = (1-β)·R_pred + β·R_samp",
+)

@@ -1,0 +1,241 @@
+"""MLflow: tracking-URI resolution, experiments, parent/child runs, and a buffered run logger.
+
+Only ``MlflowClient`` is used (never ``mlflow.set_experiment`` in a sweep driver: it exports
+``MLFLOW_EXPERIMENT_ID`` to child processes and silently redirects their runs; NOTES-stack.md).
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterable
+
+from mlplatform.config import ConfigError
+
+# Fail fast instead of MLflow's default minutes of HTTP retries; our logger buffers and retries itself.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def repo_root() -> Path:
+    """The project folder (``MLPLATFORM_HOME`` overrides): where the default store and data live."""
+    env = os.environ.get("MLPLATFORM_HOME")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parents[3]
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """Explicit URI > ``MLFLOW_TRACKING_URI`` > ``sqlite:///<repo>/mlruns.db``."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{repo_root() / 'mlruns.db'}"
+
+
+def default_artifact_root(uri: str) -> str | None:
+    """Artifacts of the default sqlite store go to ``<repo>/mlartifacts`` (a server decides its own)."""
+    if uri.startswith("sqlite:"):
+        return str(repo_root() / "mlartifacts")
+    return None
+
+
+def check_tracking(uri: str, timeout: float = 5.0) -> None:
+    """Raise ConfigError (one line) when the store cannot be used, before any Ray work."""
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - user-given server
+                if r.status != 200:
+                    raise OSError(f"HTTP {r.status}")
+        except (OSError, urllib.error.URLError) as e:
+            reason = getattr(e, "reason", e)
+            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({reason}); start it or unset "
+                              f"MLFLOW_TRACKING_URI to use the local store") from None
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+        if not folder.exists() or not os.access(folder, os.W_OK):
+            raise ConfigError(f"MLflow store folder {folder} does not exist or is not writable "
+                              f"(MLFLOW_TRACKING_URI={uri})")
+        art = default_artifact_root(uri)
+        if art:
+            Path(art).mkdir(parents=True, exist_ok=True)
+            if not os.access(art, os.W_OK):
+                raise ConfigError(f"MLflow artifact folder {art} is not writable")
+
+
+def client(uri: str | None = None) -> MlflowClient:
+    return MlflowClient(tracking_uri=resolve_tracking_uri(uri))
+
+
+def get_or_create_experiment(cl: MlflowClient, name: str) -> str:
+    exp = cl.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            cl.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    art = default_artifact_root(cl.tracking_uri)
+    loc = f"{Path(art) / name}" if art else None
+    try:
+        return cl.create_experiment(name, artifact_location=Path(loc).as_uri() if loc else None)
+    except mlflow.exceptions.MlflowException:
+        # another process created it in between
+        return cl.get_experiment_by_name(name).experiment_id
+
+
+def find_run(cl: MlflowClient, experiment_id: str, tags: dict[str, str]) -> str | None:
+    """The id of the (oldest) run carrying all ``tags``, or None. Used to continue, never duplicate."""
+    flt = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = cl.search_runs([experiment_id], filter_string=flt, max_results=5, order_by=["attributes.start_time ASC"])
+    return runs[0].info.run_id if runs else None
+
+
+def start_or_continue_run(cl: MlflowClient, experiment_id: str, run_name: str, tags: dict[str, str],
+                          key_tags: dict[str, str]) -> str:
+    """Continue the run identified by ``key_tags`` (a restored sweep, a retried worker) or create it."""
+    run_id = find_run(cl, experiment_id, key_tags)
+    if run_id is None:
+        run = cl.create_run(experiment_id, run_name=run_name, tags={**tags, **key_tags})
+        return run.info.run_id
+    if cl.get_run(run_id).info.status != "RUNNING":
+        cl.update_run(run_id, status="RUNNING")
+    return run_id
+
+
+def _param_value(v: Any) -> str:
+    s = str(v)
+    return s if len(s) <= 6000 else s[:5997] + "..."
+
+
+class RunLogger:
+    """Logs params/metrics/tags/artifacts to one run; buffers while the store is unreachable.
+
+    Nothing is dropped when the tracking server goes away mid-run: failed batches stay queued and are
+    sent, in order, at the next call or at :meth:`close` (with retries).
+    """
+
+    def __init__(self, run_id: str, tracking_uri: str | None = None, verbose: bool = True):
+        self.run_id = run_id
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.cl = MlflowClient(tracking_uri=self.uri)
+        self._pending: list[tuple[str, Any]] = []
+        self.verbose = verbose
+        self._warned = False
+
+    # -- queueing ------------------------------------------------------------------------------
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's per-batch param limit
+            self._pending.append(("params", items[i:i + 100]))
+        self.flush()
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        ts = int(time.time() * 1000)
+        ms = [Metric(k, float(v), ts, step) for k, v in metrics.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+        if ms:
+            self._pending.append(("metrics", ms))
+        self.flush()
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._pending.append(("tags", [RunTag(k, str(v)) for k, v in tags.items()]))
+        self.flush()
+
+    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
+        self._pending.append(("artifacts", (local_dir, artifact_path)))
+        self.flush()
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        d = tempfile.mkdtemp(prefix="mlp-art-")
+        p = Path(d) / Path(artifact_file).name
+        p.write_text(text)
+        parent = str(Path(artifact_file).parent)
+        self._pending.append(("artifacts", (d, None if parent == "." else parent)))
+        self.flush()
+
+    def end(self, status: str = "FINISHED", retries: int = 30, wait_s: float = 2.0) -> bool:
+        self._pending.append(("end", status))
+        return self.close(retries=retries, wait_s=wait_s)
+
+    # -- sending -------------------------------------------------------------------------------
+    def _send(self, kind: str, payload: Any) -> None:
+        if kind == "params":
+            self.cl.log_batch(self.run_id, params=payload)
+        elif kind == "metrics":
+            self.cl.log_batch(self.run_id, metrics=payload)
+        elif kind == "tags":
+            self.cl.log_batch(self.run_id, tags=payload)
+        elif kind == "artifacts":
+            local_dir, path = payload
+            self.cl.log_artifacts(self.run_id, local_dir, artifact_path=path)
+        elif kind == "end":
+            self.cl.set_terminated(self.run_id, status=payload)
+
+    def flush(self) -> bool:
+        while self._pending:
+            kind, payload = self._pending[0]
+            try:
+                self._send(kind, payload)
+            except Exception as e:  # noqa: BLE001 - any store failure: keep the item, retry later
+                if kind == "params" and "already logged" in str(e).lower():
+                    self._pending.pop(0)  # a resumed run re-logs identical params; MLflow refuses changes
+                    continue
+                if self.verbose and not self._warned:
+                    print(f"[mlflow] store unreachable ({type(e).__name__}); buffering "
+                          f"{len(self._pending)} item(s) and retrying later", flush=True)
+                    self._warned = True
+                return False
+            self._pending.pop(0)
+        if self._warned and self.verbose:
+            print("[mlflow] store reachable again; buffered items sent", flush=True)
+            self._warned = False
+        return True
+
+    def close(self, retries: int = 30, wait_s: float = 2.0) -> bool:
+        for _ in range(max(1, retries)):
+            if self.flush():
+                return True
+            time.sleep(wait_s)
+        print(f"[mlflow] giving up: {len(self._pending)} item(s) could not be sent to {self.uri}", flush=True)
+        return False
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+
+def ui_command(uri: str) -> str:
+    """The exact command that opens the MLflow UI on ``uri`` (localhost only)."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    art = default_artifact_root(uri)
+    extra = f" --default-artifact-root {art}" if art else ""
+    return f".venv/bin/mlflow ui --backend-store-uri {uri}{extra} --host 127.0.0.1 --port 5000"
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str:
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def end_run_if_running(cl: MlflowClient, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    run = cl.get_run(run_id)
+    if tags:
+        cl.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    if run.info.status == "RUNNING":
+        cl.set_terminated(run_id, status=status)
+
+
+def iter_child_runs(cl: MlflowClient, experiment_id: str, parent_run_id: str) -> Iterable[Any]:
+    return cl.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                          max_results=1000)

@@ -1,0 +1,45 @@
+"""Shared fixtures: one real local Ray per session, a real MLflow sqlite store per test module.
+
+Data caches go to a session temp folder (MLPLATFORM_HOME), never into the repo being tested.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "jobs"))  # jobs are thin CLIs; tests import their main()
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory) -> Path:
+    """An isolated MLPLATFORM_HOME (data caches, default MLflow store) for the whole session."""
+    h = tmp_path_factory.mktemp("mlp-home")
+    os.environ["MLPLATFORM_HOME"] = str(h)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return h
+
+
+@pytest.fixture(scope="session")
+def ray_session(home):
+    """A real local Ray (2 CPUs), started once per session."""
+    import ray
+
+    from mlplatform.train.executors import ensure_env_for_workers
+
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
+                 runtime_env={"env_vars": {**ensure_env_for_workers(), "MLPLATFORM_HOME": str(home),
+                                           "PYTHONPATH": os.pathsep.join([str(REPO / "jobs"), str(REPO / "tests")])}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture()
+def mlflow_uri(tmp_path) -> str:
+    """A fresh real MLflow sqlite store for one test."""
+    return f"sqlite:///{tmp_path / 'mlruns.db'}"
