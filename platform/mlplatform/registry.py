@@ -92,13 +92,28 @@ def _families() -> dict[str, Family]:
     }
 
 
-FAMILIES: dict[str, Family] = _families()
+_CACHE: dict[str, Family] = {}
+
+
+def __getattr__(name: str) -> Any:
+    # ``FAMILIES`` is built on first use, not at import: family modules import this module for the
+    # bundle types, and a Ray worker may import a family module first (a cycle otherwise).
+    if name == "FAMILIES":
+        return families()
+    raise AttributeError(name)
+
+
+def families() -> dict[str, Family]:
+    if not _CACHE:
+        _CACHE.update(_families())
+    return _CACHE
 
 
 def get_family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ConfigError(f"unknown family {name!r}; choose one of {', '.join(sorted(FAMILIES))}")
-    return FAMILIES[name]
+    fams = families()
+    if name not in fams:
+        raise ConfigError(f"unknown family {name!r}; choose one of {', '.join(sorted(fams))}")
+    return fams[name]
 
 
 def build_config(family: str, preset: str = "debug", overrides: Iterable[str] | dict[str, Any] = ()) -> Config:

@@ -85,10 +85,15 @@ def run_local(opts: dict[str, Any]) -> tuple[dict[str, Any], LocalReporter]:
 
 def tune_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
     """One sweep trial. ``params`` are dotted config keys sampled by the searcher."""
+    import logging
+
     import ray.tune
 
     from mlplatform.registry import get_family
     from mlplatform.tracking import mlflow_utils as mu
+
+    for name in ("ray.train", "ray.tune"):  # "Checkpoint successfully created" per epoch per trial
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     fam = get_family(base["family"])
     cfg = fam.config_cls.from_dict(base["cfg"]).override(dict(params))

@@ -62,7 +62,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
     terms.add("nmse_blend_off", nb_o.mean(), 0.0)
     terms.outputs = {"r_pred": r_pred, "r_blend": r_blend}
     st = ctx.state
-    if ctx.training and st.get("rank", 0) == 0:
+    if ctx.training and st.get("rank", 0) == 0 and st.get("verbose", True):
         if not st.get("loss_printed"):
             # the seed's [LOSS] lines, once per run
             print(f"[Beta Warmup] Annealing β from {cfg.train.beta_start:.2f} → {cfg.train.beta_final:.2f} "
@@ -70,7 +70,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
             print(f"[LOSS] lam_cov={lam_cov:.3g}, lam_cov_pred={lam_pred:.3g}", flush=True)
             print(f"[LOSS] loss_nmse={float(loss_blend.detach()):.6f}, loss_nmse_pred={float(loss_pred.detach()):.6f}", flush=True)
             print(f"[LOSS] R_blend.requires_grad={r_blend.requires_grad}", flush=True)
-            fro = float((r_blend - r_true).abs().pow(2).sum((-2, -1)).sqrt().mean())
+            fro = float((r_blend.detach() - r_true).abs().pow(2).sum((-2, -1)).sqrt().mean())
             print(f"[LOSS] ||R_hat - R_true||_F={fro:.3f}", flush=True)
             st["loss_printed"] = True
         if st.get("beta_epoch") != ctx.epoch:

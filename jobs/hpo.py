@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Hyperparameter sweep: Ray Tune + OptunaSearch (seeded) + ASHA over search_spaces/<family>.yaml,
+one MLflow parent run per sweep and one child run per trial.
+
+  python jobs/hpo.py --n_trials 24                      # riscov, embedded local Ray, local MLflow store
+  ray job submit --working-dir . -- python jobs/hpo.py --n_trials 24   # on a cluster (set MLFLOW_TRACKING_URI)
+  python jobs/hpo.py --resume                           # continue the latest sweep of the family
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p, default_family="riscov")
+    p.add_argument("--n_trials", "--n-trials", type=int, default=24, help="trials to run (default %(default)s)")
+    p.add_argument("--epochs_per_trial", "--epochs-per-trial", type=int, default=20,
+                   help="max epochs per trial; ASHA stops weak trials earlier (default %(default)s)")
+    p.add_argument("--space", default="wide", help="named space in the search-space file (default %(default)s)")
+    p.add_argument("--space-file", default="", help="search-space YAML (default search_spaces/<family>.yaml)")
+    p.add_argument("--early_stop_patience", "--early-stop-patience", type=int, default=6,
+                   help="stop a trial after N validations without improvement (default %(default)s)")
+    p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: fitted to the cluster)")
+    p.add_argument("--workers-per-trial", type=int, default=1,
+                   help="DDP workers per trial; >1 runs a TorchTrainer per trial (default %(default)s)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per trial worker (default %(default)s)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="GPUs per trial worker, fractions allowed (e.g. 0.25 packs 4 trials per GPU)")
+    p.add_argument("--experiment", default="", help="MLflow experiment (default: the family name)")
+    p.add_argument("--name", default="", help="sweep name (default <family>-<timestamp>)")
+    p.add_argument("--resume", nargs="?", const="__latest__", default=None, metavar="NAME",
+                   help="continue a sweep (default: the latest of this family) with Tuner.restore")
+    p.add_argument("--storage-path", default="", help="Ray results folder (default <repo>/ray_results; shared on clusters)")
+    p.add_argument("--seed", type=int, default=0, help="OptunaSearch seed (default %(default)s)")
+    p.add_argument("--grace-period", type=int, default=2, help="ASHA grace period in epochs (default %(default)s)")
+    p.add_argument("--json-out", default="", help="also write the summary as JSON to this file")
+    return p.parse_args(argv)
+
+
+def latest_sweep(storage: Path, family: str) -> str:
+    from mlplatform.tune.sweep import STATE_FILE
+
+    cands = [d for d in storage.glob("*") if (d / STATE_FILE).exists()
+             and json.loads((d / STATE_FILE).read_text())["spec"]["family"] == family]
+    if not cands:
+        raise UsageError(f"--resume: no sweep of family {family} found in {storage}")
+    return max(cands, key=lambda d: (d / STATE_FILE).stat().st_mtime).name
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if maybe_list_keys(args):
+        return 0
+    from mlplatform.tracking import mlflow_utils as mu
+    from mlplatform.tune.sweep import STATE_FILE, SweepSpec, run_sweep, validate_spec
+
+    storage = Path(args.storage_path or (mu.repo_root() / "ray_results")).resolve()
+    spec = SweepSpec(
+        family=args.family, n_trials=args.n_trials, epochs_per_trial=args.epochs_per_trial, space=args.space,
+        space_file=args.space_file, early_stop_patience=args.early_stop_patience,
+        preset="debug" if args.preset == "auto" else args.preset, overrides=list(args.overrides),
+        max_concurrent=args.max_concurrent, workers_per_trial=args.workers_per_trial,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, experiment=args.experiment,
+        name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(storage),
+        seed=args.seed, grace_period=args.grace_period)
+    resume = args.resume is not None
+    if resume:
+        spec.name = latest_sweep(storage, args.family) if args.resume == "__latest__" else args.resume
+        if not (storage / spec.name / STATE_FILE).exists():
+            raise UsageError(f"--resume: no sweep named {spec.name} in {storage}")
+    else:
+        validate_spec(spec)  # bad family / key / space: exit 2 before Ray starts
+    uri = mu.resolve_tracking_uri()
+    if os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_ADDRESS"):
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            print("[mlflow] warning: MLFLOW_TRACKING_URI is not set under a Ray job; runs go to "
+                  f"{uri} (inside the job's working dir copy on the head node). Set it to a server.", flush=True)
+    mu.check_tracking(uri)
+    spec.tracking_uri = uri
+
+    from mlplatform.raycluster import auto_preset, init_ray
+
+    resources = init_ray()
+    if not resume:
+        spec.preset = auto_preset(args.preset, resources)
+    summary = run_sweep(spec, resume=resume)
+
+    print("\n" + "=" * 78)
+    print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['wall_s']:.0f}s "
+          f"({summary['n_errors']} failed)")
+    if "best_value" in summary:
+        from mlplatform.registry import get_family
+
+        fam = get_family(spec.family)
+        print(f"best trial   {summary['best_trial']}   {fam.selection_metric} = {summary['best_value']:.5g} ({fam.mode})")
+        for k, v in sorted(summary["best_config"].items()):
+            print(f"  {k} = {v}")
+        print(f"MLflow run   {summary['best_run_id']}   (parent sweep run {summary['parent_run_id']})")
+        print(f"open the UI  {mu.ui_command(uri)}")
+        if summary.get("best_run_id"):
+            print(f"then visit   {mu.run_url(uri, summary['experiment_id'], summary['best_run_id'])}")
+    else:
+        print("no trial produced the selection metric; see the errors above")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2, default=str))
+    return 0 if "best_value" in summary else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

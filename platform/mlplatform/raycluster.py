@@ -1,0 +1,45 @@
+"""Connecting to Ray: a cluster when ``RAY_ADDRESS`` is set (``ray job submit`` sets it), else an
+embedded local Ray with the dashboard on 127.0.0.1 (Train-in-Tune leaks placement groups without it)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
+    import ray
+
+    from mlplatform.train.executors import ensure_env_for_workers
+
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], logging_level="WARNING" if quiet else "INFO")
+        where = f"cluster at {os.environ['RAY_ADDRESS']}"
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                 logging_level="WARNING" if quiet else "INFO",
+                 runtime_env={"env_vars": ensure_env_for_workers()})
+        where = "embedded local Ray"
+    res = ray.cluster_resources()
+    print(f"[ray] {where}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU", flush=True)
+    return res
+
+
+def has_gpu(resources: dict[str, Any] | None = None) -> bool:
+    if resources is not None:
+        return resources.get("GPU", 0) > 0
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def auto_preset(preset: str, resources: dict[str, Any] | None = None) -> str:
+    """``auto`` -> ``full`` where a GPU exists, else ``debug`` (and say so)."""
+    if preset != "auto":
+        return preset
+    chosen = "full" if has_gpu(resources) else "debug"
+    why = "a GPU is available" if chosen == "full" else "no GPU found: using the CPU-sized debug preset"
+    print(f"[preset] auto -> {chosen} ({why}; pass --preset to choose)", flush=True)
+    return chosen

@@ -1,0 +1,210 @@
+"""A sweep: Tuner + OptunaSearch (seeded) + ASHA over a family's search space, one MLflow parent run
+with one child run per trial, resumable with ``Tuner.restore``.
+
+Single-worker trials are Tune *function* trainables running the shared loop directly; multi-worker
+trials build a TorchTrainer per trial (``train.executors.tune_trial``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplatform.config import ConfigError
+from mlplatform.registry import build_config, get_family
+from mlplatform.tracking import mlflow_utils as mu
+from mlplatform.tune.search_space import default_path, load_search_space
+
+STATE_FILE = "mlplatform_sweep.json"
+
+
+@dataclass
+class SweepSpec:
+    family: str = "riscov"
+    n_trials: int = 24
+    epochs_per_trial: int = 20
+    space: str = "wide"
+    space_file: str = ""
+    early_stop_patience: int = 6
+    preset: str = "debug"
+    overrides: list[str] = field(default_factory=list)
+    max_concurrent: int = 0  # 0 = fit to the cluster
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    experiment: str = ""
+    name: str = ""
+    storage_path: str = ""
+    seed: int = 0
+    grace_period: int = 2
+    reduction_factor: int = 3
+    tracking_uri: str = ""
+    max_failures: int = 1
+
+
+def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
+    """Everything that can be checked before Ray starts: family, config, search space."""
+    fam = get_family(spec.family)
+    if spec.n_trials < 1:
+        raise ConfigError(f"--n_trials must be >= 1, got {spec.n_trials}")
+    if spec.epochs_per_trial < 1:
+        raise ConfigError(f"--epochs_per_trial must be >= 1, got {spec.epochs_per_trial}")
+    if spec.workers_per_trial < 1:
+        raise ConfigError(f"--workers-per-trial must be >= 1, got {spec.workers_per_trial}")
+    if spec.gpus_per_worker < 0:
+        raise ConfigError(f"--gpus-per-worker must be >= 0, got {spec.gpus_per_worker}")
+    base = build_config(spec.family, spec.preset, list(spec.overrides) + [
+        f"train.epochs={spec.epochs_per_trial}", f"train.early_stop_patience={spec.early_stop_patience}",
+        "train.val_every=1", "train.guard_action=stop"])
+    space = load_search_space(spec.space_file or default_path(spec.family), spec.space, base, spec.family,
+                              fam.selection_metric, fam.mode)
+    return fam, base, space
+
+
+def fit_concurrency(spec: SweepSpec, resources: dict[str, Any]) -> int:
+    if spec.max_concurrent > 0:
+        return spec.max_concurrent
+    if spec.gpus_per_worker > 0:
+        per = spec.gpus_per_worker * spec.workers_per_trial
+        return max(1, int(math.floor(resources.get("GPU", 0) / per + 1e-9)))
+    per = spec.cpus_per_worker * spec.workers_per_trial
+    return max(1, int(math.floor(resources.get("CPU", 1) / per + 1e-9)))
+
+
+def _trainable(spec: SweepSpec, base_opts: dict[str, Any]) -> Any:
+    from ray import tune
+
+    from mlplatform.train.executors import tune_trial
+
+    fn = tune.with_parameters(tune_trial, base=base_opts)
+    if spec.workers_per_trial > 1:
+        # the trial only drives a TorchTrainer: reserve (almost) nothing for it, or its workers never
+        # start on a small cluster ({"cpu": 0} raises; NOTES-stack.md)
+        return tune.with_resources(fn, {"cpu": 0.01})
+    res = {"cpu": spec.cpus_per_worker}
+    if spec.gpus_per_worker > 0:
+        res["gpu"] = spec.gpus_per_worker
+    return tune.with_resources(fn, res)
+
+
+def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
+    """Run (or, with ``resume``, continue) a sweep. Ray must be initialised. Returns a summary."""
+    import ray
+
+    storage = Path(spec.storage_path or (mu.repo_root() / "ray_results")).resolve()
+    sweep_dir = storage / spec.name
+    uri = mu.resolve_tracking_uri(spec.tracking_uri or None)
+    cl = mu.client(uri)
+    if resume:
+        state = json.loads((sweep_dir / STATE_FILE).read_text())
+        spec = SweepSpec(**state["spec"])
+        parent, exp_id = state["parent_run_id"], state["experiment_id"]
+        cl.update_run(parent, status="RUNNING")
+        print(f"[sweep] resuming {spec.name} from {sweep_dir} (parent run {parent})", flush=True)
+    fam, base_cfg, space = validate_spec(spec)
+    resources = ray.cluster_resources()
+    k = fit_concurrency(spec, resources)
+    if not resume:
+        exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
+        parent = cl.create_run(exp_id, run_name=spec.name, tags={
+            "sweep": spec.name, "family": fam.name, "space": spec.space, "kind": "sweep",
+            "selection_metric": fam.selection_metric, "selection_mode": fam.mode}).info.run_id
+        logger = mu.RunLogger(parent, uri)
+        logger.log_params({"sweep.n_trials": spec.n_trials, "sweep.epochs_per_trial": spec.epochs_per_trial,
+                           "sweep.space": spec.space, "sweep.preset": spec.preset, "sweep.seed": spec.seed,
+                           "sweep.max_concurrent": k, "sweep.workers_per_trial": spec.workers_per_trial,
+                           "sweep.early_stop_patience": spec.early_stop_patience,
+                           "sweep.overrides": " ".join(spec.overrides)})
+        logger.log_text(Path(space.path).read_text(), "search_space.yaml")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / STATE_FILE).write_text(json.dumps({"spec": asdict(spec), "parent_run_id": parent,
+                                                        "experiment_id": exp_id}, indent=2))
+    try:
+        if fam.prepare_data is not None:
+            fam.prepare_data(base_cfg)  # once, on the driver, before any trial
+        results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume)
+    except BaseException as e:
+        # never leave the parent RUNNING; an interrupted sweep is continued with --resume
+        interrupted = isinstance(e, KeyboardInterrupt)
+        mu.end_run_if_running(cl, parent, "KILLED" if interrupted else "FAILED",
+                              {"stop_reason": "interrupted (continue with --resume)" if interrupted
+                               else f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"})
+        raise
+    return summarize(results[0], fam, spec, cl, uri, exp_id, parent, results[1])
+
+
+def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
+         storage: Path, sweep_dir: Path, resume: bool) -> tuple[Any, float]:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from mlplatform.tune.callbacks import MlflowTrialCloser, SweepProgress
+
+    base_opts = {"family": fam.name, "cfg": base_cfg.to_dict(), "tracking_uri": uri, "parent_run_id": parent,
+                 "experiment_id": exp_id, "sweep_name": spec.name, "storage_path": str(storage),
+                 "workers_per_trial": spec.workers_per_trial, "cpus_per_trial": spec.cpus_per_worker,
+                 "cpus_per_worker": spec.cpus_per_worker, "gpus_per_worker": spec.gpus_per_worker,
+                 "verbose": False, "executor": "tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer"}
+    trainable = _trainable(spec, base_opts)
+    progress = SweepProgress(fam.selection_metric, fam.mode, spec.n_trials, k)
+    closer = MlflowTrialCloser(uri, exp_id, parent)
+    print(f"[sweep] {spec.name}: {spec.n_trials} trials of {fam.name} ({spec.preset} preset, {spec.epochs_per_trial} "
+          f"epochs max, space '{spec.space}' with {len(space.params)} params), {k} at a time; "
+          f"OptunaSearch(seed={spec.seed}) + ASHA(grace={spec.grace_period}, rf={spec.reduction_factor}); "
+          f"selection {fam.selection_metric} ({fam.mode})", flush=True)
+    # per-epoch checkpoints of short trials trip Tune's snapshot-frequency warning; it is expected here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    t0 = time.time()
+    if resume and tune.Tuner.can_restore(str(sweep_dir)):
+        tuner = tune.Tuner.restore(str(sweep_dir), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space.tune_domains(),
+            tune_config=tune.TuneConfig(
+                metric=fam.selection_metric, mode=fam.mode, num_samples=spec.n_trials,
+                search_alg=OptunaSearch(seed=spec.seed),
+                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
+                                        grace_period=min(spec.grace_period, spec.epochs_per_trial),
+                                        reduction_factor=spec.reduction_factor),
+                max_concurrent_trials=k,
+            ),
+            run_config=tune.RunConfig(
+                name=spec.name, storage_path=str(storage), verbose=0,
+                callbacks=[progress, closer],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            ),
+        )
+    results = tuner.fit()
+    return results, time.time() - t0
+
+
+def summarize(results: Any, fam: Any, spec: SweepSpec, cl: Any, uri: str, exp_id: str, parent: str,
+              wall: float) -> dict[str, Any]:
+    n_err = sum(1 for r in results if r.error is not None)
+    try:
+        best = results.get_best_result(metric=fam.selection_metric, mode=fam.mode, scope="all")
+    except RuntimeError:
+        best = None
+    summary: dict[str, Any] = {"n_trials": len(results), "n_errors": n_err, "wall_s": wall,
+                               "parent_run_id": parent, "experiment_id": exp_id, "tracking_uri": uri}
+    logger = mu.RunLogger(parent, uri)
+    if best is not None and best.metrics_dataframe is not None:
+        df = best.metrics_dataframe
+        col = df[fam.selection_metric]
+        value = float(col.min() if fam.mode == "min" else col.max())
+        trial_id = best.metrics.get("trial_id")
+        run_id = mu.find_run(cl, exp_id, {"trial_id": trial_id, mu.PARENT_TAG: parent}) if trial_id else None
+        summary.update(best_trial=trial_id, best_value=value, best_config=best.config, best_run_id=run_id)
+        logger.log_metrics({f"best/{fam.selection_metric}": value, "sweep/n_errors": n_err, "sweep/wall_s": wall},
+                           step=0)
+        logger.set_tags({"best_trial": trial_id, "best_run_id": run_id or ""})
+    logger.end("FINISHED")
+    return summary
