@@ -301,6 +301,8 @@ class TrainSection:
     guard_action: Literal["flag", "stop"] = F("flag", help="flag the run, or stop it (sweeps use stop)")
     amp: Literal["auto", "off", "bf16", "fp16"] = F("auto", help="autocast on GPU; auto = bf16 where supported")
     num_threads: int = F(0, ge=0, help="torch threads per worker; 0 = the CPUs Ray gave this worker")
+    inject_nan_at_step: int = F(-1, ge=-1, help="fault injection for tests/drills: make the loss NaN at this "
+                                                "optimizer step; -1 = never")
 
 
 @dataclass

@@ -18,7 +18,8 @@ def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
         ray.init(address=os.environ["RAY_ADDRESS"], logging_level="WARNING" if quiet else "INFO")
         where = f"cluster at {os.environ['RAY_ADDRESS']}"
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+        # address="local": never attach to a `ray start` cluster by accident (that is what RAY_ADDRESS is for)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                  logging_level="WARNING" if quiet else "INFO",
                  runtime_env={"env_vars": ensure_env_for_workers()})
         where = "embedded local Ray"

@@ -202,6 +202,9 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
                 ctx = StepContext(cfg, epoch, loop["step"], True, sched, device, family_state)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     terms = fam.compute_loss(train_model, batch, ctx)
+                if loop["step"] == cfg.train.inject_nan_at_step:  # a fault drill, never on by default
+                    first = next(iter(terms.terms.values()))
+                    first.value = first.value * float("nan")
                 vals = terms.check(loop["step"])
                 optimizer.zero_grad(set_to_none=True)
                 total = terms.total

@@ -1,0 +1,36 @@
+"""A real sweep on a real local Ray with a real MLflow store: 1 parent + one child run per trial."""
+import json
+
+from mlflow.tracking import MlflowClient
+
+import hpo  # jobs/hpo.py
+
+
+def test_sweep_of_three_trials_lands_parent_and_children(ray_session, mlflow_uri, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    out = tmp_path / "summary.json"
+    rc = hpo.main(["--n_trials", "3", "--epochs_per_trial", "3", "--preset", "debug", "--name", "t-sweep",
+                   "--storage-path", str(tmp_path / "ray"), "--set", "data.n_train=1024",
+                   "--set", "train.val_batches=4", "--json-out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "best trial" in printed and "mlflow ui --backend-store-uri" not in printed or "MLflow run" in printed
+    summary = json.loads(out.read_text())
+    cl = MlflowClient(mlflow_uri)
+    exp = cl.get_experiment_by_name("riscov")
+    runs = cl.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == summary["parent_run_id"]]
+    assert len(parents) == 1 and len(children) == 3
+    assert len({c.data.tags["trial_id"] for c in children}) == 3
+    for c in children:
+        assert c.info.status in ("FINISHED", "KILLED"), c.info.status  # nothing left RUNNING
+        assert "stop_reason" in c.data.tags
+        assert c.data.params["loss.lam_cov"] == "1.0"  # the full resolved config
+        assert "val/nmse_blend" in c.data.metrics and "train/beta" in c.data.metrics
+        hist = cl.get_metric_history(c.info.run_id, "val/nmse_blend")
+        assert len(hist) >= 2  # per-epoch
+        arts = [a.path for a in cl.list_artifacts(c.info.run_id)]
+        assert "config" in arts and "checkpoints" in arts
+    assert parents[0].info.status == "FINISHED"
+    assert summary["best_run_id"] in {c.info.run_id for c in children}
