@@ -91,6 +91,9 @@ def generate(n_rows: int, seed: int = 0, groups: tuple = GROUPS, noise: float = 
         cols[c] = np.where(mask, np.nan, cols[c])
     order = list(cols)
     rng.shuffle(order)
+    # cleaning keeps the first of two identical columns: keep the original first so the truth holds
+    order.remove("temporal_duplicate")
+    order.insert(order.index(first) + 1 + int(rng.integers(0, len(order) - order.index(first))), "temporal_duplicate")
     df = pd.DataFrame({c: cols[c].astype(np.float64) for c in order})
     truth = {"generator": GENERATOR_VERSION, "seed": seed, "n_rows": n_rows, "groups": truth_groups,
              "junk": {c: r for c, (r, _) in junk.items()}}
