@@ -1,0 +1,75 @@
+"""The vqvae jobs end to end with real Ray and a real MLflow store: analyze_compression, diagnose,
+compare_compression (bad input exits 2 with one line)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import analyze_compression
+import compare_compression
+import diagnose
+from mlplatform.registry import build_config
+from mlplatform.tracking import mlflow_utils as mu
+from mlplatform.train.executors import run_local
+
+SMALL = ["data.n_rows=3000", "data.analysis_rows=3000", "train.epochs=1", "train.val_batches=2"]
+
+
+def _runs(uri: str, kind: str):
+    cl = mu.client(uri)
+    exp = cl.get_experiment_by_name("vqvae")
+    return cl, cl.search_runs([exp.experiment_id], filter_string=f"tags.kind = '{kind}'")
+
+
+def test_analyze_compression_logs_artifacts_and_hits_cache(small_table, tmp_path, mlflow_uri, monkeypatch, capsys,
+                                                         ray_session):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    path, _ = small_table
+    argv = ["--data", str(path), "--strategy", "balanced", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o")]
+    assert analyze_compression.main(argv) == 0
+    assert "balanced: computed" in capsys.readouterr().out
+    assert analyze_compression.main(argv) == 0
+    assert "balanced: cache hit" in capsys.readouterr().out
+    cl, runs = _runs(mlflow_uri, "compression_analysis")
+    assert len(runs) == 2
+    arts = {a.path for a in cl.list_artifacts(runs[0].info.run_id, "compression_analysis")}
+    assert {"compression_analysis/analysis_balanced.json", "compression_analysis/analysis_balanced.md",
+            "compression_analysis/analysis_balanced.png"} <= arts
+
+
+def test_analyze_compression_bad_input_one_line_exit_2(tmp_path, capsys):
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    assert analyze_compression.main(["--data", str(empty), "--no-mlflow", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "empty.parquet" in err and "\n" not in err
+    assert analyze_compression.main(["--data", str(empty), "--strategy", "magic", "--no-mlflow"]) == 2
+
+
+def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, ray_session):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    cfg = build_config("vqvae", "debug", SMALL)
+    summary, _ = run_local({"family": "vqvae", "cfg": cfg.to_dict(), "work_dir": str(tmp_path / "w"), "verbose": False})
+    ckpt = Path(summary["work_dir"]) / "best"
+    assert diagnose.main(["--family", "vqvae", "--checkpoint", str(ckpt), "--out", str(tmp_path / "d")]) == 0
+    md = (tmp_path / "d" / "diagnostics.md").read_text()
+    assert "Per-Category Reconstruction Errors" in md and "Codebook Health" in md and "(best)" in md
+    assert (tmp_path / "d" / "diagnostics.png").stat().st_size > 0
+    cl, runs = _runs(mlflow_uri, "diagnose")
+    assert {a.path for a in cl.list_artifacts(runs[0].info.run_id, "diagnostics")} >= {
+        "diagnostics/diagnostics.md", "diagnostics/diagnostics.png"}
+    assert diagnose.main(["--family", "vqvae", "--checkpoint", str(tmp_path / "nope"), "--no-mlflow"]) == 2
+    assert diagnose.main(["--family", "riscov", "--checkpoint", str(ckpt), "--no-mlflow"]) == 2
+
+    argv = ["--strategies", "uniform,balanced", "--out", str(tmp_path / "cmp")] + [a for s in SMALL for a in ("--set", s)]
+    assert compare_compression.main(argv) == 0
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| uniform |" in table and "| balanced |" in table
+    cl, parents = _runs(mlflow_uri, "compare_compression")
+    assert len(parents) == 1
+    pid = parents[0].info.run_id
+    children = list(mu.iter_child_runs(cl, parents[0].info.experiment_id, pid))
+    assert sorted(c.data.tags["strategy"] for c in children) == ["balanced", "uniform"]
+    assert "comparison/comparison.md" in {a.path for a in cl.list_artifacts(pid, "comparison")}
+    assert compare_compression.main(["--strategies", "bogus"]) == 2
