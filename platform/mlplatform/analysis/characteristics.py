@@ -1,8 +1,8 @@
 """Category discovery and per-category feature characteristics (seed 002, "Phase 2").
 
 Categories are found by hierarchical clustering on the correlation distance ``1 - |corr|`` (average
-linkage); their count comes from the config or, when 0, from the data (the best silhouette on that
-distance). Per category we measure:
+linkage); their count comes from the config or, when 0, from the data (the start of the silhouette
+plateau on that distance: the fewest categories within 0.02 of the best silhouette). Per category we measure:
 
 - ``variance``: mean raw (unstandardised) feature variance, as a score in [0, 1] on a log10 scale
   across categories. The seed's table shows 1.000 for every category: it measured variance *after*
@@ -28,7 +28,7 @@ def correlation_distance(x_std: np.ndarray) -> np.ndarray:
 
 
 def discover_categories(x_std: np.ndarray, columns: list[str], n_categories: int = 0,
-                        max_categories: int = 24) -> tuple[dict[str, list[str]], dict[str, Any]]:
+                        max_categories: int = 24, tolerance: float = 0.02) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Cluster columns into categories. Returns ({cluster_i: [columns]}, info).
 
     Categories are named ``cluster_1..K`` in the order of their first column in the table, so the
@@ -51,19 +51,26 @@ def discover_categories(x_std: np.ndarray, columns: list[str], n_categories: int
         labels = fcluster(tree, k, criterion="maxclust")
         info["chosen_by"] = "config"
     else:
-        scores = {}
-        best = None
+        scores: dict[int, float] = {}
+        labs: dict[int, np.ndarray] = {}
         for k in range(2, min(max_categories, p - 1) + 1):
             lab = fcluster(tree, k, criterion="maxclust")
-            if len(set(lab)) < 2:
+            n = len(set(lab))
+            if n < 2 or n in scores:
                 continue
-            s = float(silhouette_score(dist, lab, metric="precomputed"))
-            scores[int(len(set(lab)))] = round(s, 4)
-            if best is None or s > best[0] + 1e-9:
-                best = (s, lab)
-        labels = best[1] if best is not None else np.ones(p, dtype=int)
-        info["chosen_by"] = "silhouette"
-        info["silhouette"] = scores
+            scores[n] = round(float(silhouette_score(dist, lab, metric="precomputed")), 4)
+            labs[n] = lab
+        if scores:
+            # the silhouette of average linkage plateaus once the true groups are found (splitting a
+            # group into tighter sub-groups scores about the same): take the FEWEST categories within
+            # `tolerance` of the best score, i.e. the start of the plateau
+            top = max(scores.values())
+            k_best = min(n for n, v in scores.items() if v >= top - tolerance)
+            labels = labs[k_best]
+        else:
+            labels = np.ones(p, dtype=int)
+        info["chosen_by"] = f"silhouette (fewest categories within {tolerance} of the best)"
+        info["silhouette"] = {str(k): v for k, v in scores.items()}
     first: dict[int, int] = {}
     for i, lab in enumerate(labels):
         first.setdefault(int(lab), i)

@@ -26,7 +26,7 @@ from mlplatform.analysis.strategies import ALL_STRATEGIES, DEFAULT_BASE_RATIOS, 
 from mlplatform.data import cache
 from mlplatform.data import features as feat
 
-ANALYSIS_VERSION = "vqvae-analysis-1"
+ANALYSIS_VERSION = "vqvae-analysis-2"
 RESULT_FILE = "analysis.json"
 PROFILE_FIELDS = ("n_categories", "max_nan_frac", "analysis_rows", "pca_variance", "entropy_bins", "seed")
 

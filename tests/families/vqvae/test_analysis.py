@@ -120,3 +120,15 @@ def test_report_writes_json_markdown_and_plot(small_table, tmp_path):
     assert [f.suffix for f in files] == [".json", ".md", ".png"] and all(f.stat().st_size > 0 for f in files)
     md = files[1].read_text()
     assert "Ratios (L0/L1/L2)" in md and "temporal_duplicate" in md
+
+
+def test_full_size_table_is_not_over_split(tmp_path):
+    """At the full preset's size (100k rows, 20k sampled) the silhouette plateaus from 6 to 23
+    categories; the analysis must take the start of the plateau (the generator's groups), not split
+    groups into tighter sub-groups."""
+    df, truth = feat.generate(100_000, seed=7)
+    path = feat.write_table(df, tmp_path / "t" / "part-00000.parquet").parent
+    res = analyze(path, ["balanced"], AnalysisParams(seed=7), tmp_path / "cache")["balanced"]
+    c2g = _col_to_group(truth)
+    assert res["category_info"]["n_categories"] == len(truth["groups"])
+    assert all(len({c2g[c] for c in cols}) == 1 for cols in res["categories"].values())
