@@ -34,3 +34,25 @@ def test_sweep_of_three_trials_lands_parent_and_children(ray_session, mlflow_uri
         assert "config" in arts and "checkpoints" in arts
     assert parents[0].info.status == "FINISHED"
     assert summary["best_run_id"] in {c.info.run_id for c in children}
+
+
+def test_multi_worker_trials_run_a_torchtrainer_per_trial(ray_session, mlflow_uri, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    # 2 workers x 0.9 CPU + 0.01 for the trial driver fits the session's 2 CPUs
+    rc = hpo.main(["--n_trials", "1", "--epochs_per_trial", "2", "--preset", "debug", "--name", "t-mw",
+                   "--workers-per-trial", "2", "--cpus-per-worker", "0.9", "--storage-path", str(tmp_path / "ray"),
+                   "--set", "data.n_train=512", "--set", "train.val_batches=2"])
+    assert rc == 0
+    cl = MlflowClient(mlflow_uri)
+    runs = cl.search_runs([cl.get_experiment_by_name("riscov").experiment_id])
+    child = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(child) == 1
+    assert child[0].data.tags["world_size"] == "2" and child[0].data.tags["executor"] == "tune-torchtrainer"
+    assert child[0].info.status == "FINISHED"
+
+
+def test_a_trial_that_cannot_fit_is_refused(ray_session, mlflow_uri, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    rc = hpo.main(["--n_trials", "1", "--workers-per-trial", "2", "--storage-path", str(tmp_path / "ray")])
+    assert rc == 2
+    assert "one trial needs 2.01 CPUs" in capsys.readouterr().err

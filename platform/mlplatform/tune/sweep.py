@@ -65,6 +65,19 @@ def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
     return fam, base, space
 
 
+def check_fits(spec: SweepSpec, resources: dict[str, Any]) -> None:
+    """One trial must fit the cluster, or Ray waits forever for workers that never start."""
+    cpus = spec.cpus_per_worker * spec.workers_per_trial + (0.01 if spec.workers_per_trial > 1 else 0.0)
+    if cpus > resources.get("CPU", 0) + 1e-9:
+        raise ConfigError(f"one trial needs {cpus:g} CPUs ({spec.workers_per_trial} worker(s) x --cpus-per-worker "
+                          f"{spec.cpus_per_worker:g}{' + 0.01 for the trial driver' if spec.workers_per_trial > 1 else ''}) "
+                          f"but the cluster has {resources.get('CPU', 0):g}; lower --cpus-per-worker or --workers-per-trial")
+    gpus = spec.gpus_per_worker * spec.workers_per_trial
+    if gpus > resources.get("GPU", 0) + 1e-9:
+        raise ConfigError(f"one trial needs {gpus:g} GPUs but the cluster has {resources.get('GPU', 0):g}; "
+                          f"lower --gpus-per-worker or --workers-per-trial")
+
+
 def fit_concurrency(spec: SweepSpec, resources: dict[str, Any]) -> int:
     if spec.max_concurrent > 0:
         return spec.max_concurrent
@@ -107,6 +120,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
         print(f"[sweep] resuming {spec.name} from {sweep_dir} (parent run {parent})", flush=True)
     fam, base_cfg, space = validate_spec(spec)
     resources = ray.cluster_resources()
+    check_fits(spec, resources)
     k = fit_concurrency(spec, resources)
     if not resume:
         exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
