@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm
 
-.PHONY: demo test bench install sysdeps clean-runs mlflow-ui
+.PHONY: demo test install sysdeps clean-runs mlflow-ui
 
 install: $(STAMP)
 
@@ -32,9 +32,6 @@ demo: install sysdeps
 
 test: install sysdeps
 	$(BIN)/python -m pytest -q tests
-
-bench: install sysdeps
-	$(BIN)/python benchmarks/run_all.py
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
