@@ -86,9 +86,11 @@ class Family:
 
 def _families() -> dict[str, Family]:
     from mlplatform.families.riscov.family import FAMILY as riscov
+    from mlplatform.families.creative.family import FAMILY as creative
 
     return {
         "riscov": riscov,
+        "creative": creative,
     }
 
 

@@ -1,0 +1,167 @@
+"""The creative Family bundle: adaptive windows (seed 001) + ratio supervision (seed 000).
+
+loss = agent_weight·mean_pairs(agent) + 0.1·ratio_diversity + 0.05·reconstruction, where
+ratio_diversity = -(var_pairs(ratio_in) + var_pairs(ratio_tgt)) (declared bounded, <= 0) and
+reconstruction = MSE(decode(output), decode(ORIGINAL uncompressed input window at the predicted start))
+through the frozen EnCodec decoder.
+
+Selection metric: ``val/selection_loss`` = agent + reconstruction with FIXED unit weights and WITHOUT
+the diversity term: the negative diversity term can be pushed down without making any output better,
+and unit weights keep trials that sweep the loss weights comparable (docs/families/creative.md).
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlplatform.data.codec import Codec, load_codec
+from mlplatform.families.creative import config as C
+from mlplatform.families.creative import data as D
+from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, diversity_bounds, mean_over_pairs,
+                                                  per_pair_mean, ratio_diversity_loss, reconstruction_loss)
+from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
+from mlplatform.families.creative.plots import log_plot, window_plot
+from mlplatform.registry import Family, GuardSpec, StepContext
+from mlplatform.train.terms import NONNEG, LossTerms, bounded
+
+
+def unwrap(model: torch.nn.Module) -> AdaptiveWindowCreativeAgent:
+    return getattr(model, "module", model)  # DDP
+
+
+def get_codec(cfg: C.CreativeConfig, state: dict[str, Any], device: torch.device) -> Codec:
+    """The run's frozen codec (decoder of the reconstruction loss); built once per run, tagged on MLflow."""
+    codec = state.get("codec")
+    if codec is None:
+        codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed).to(device)
+        state["codec"] = codec
+        logger = state.get("logger")
+        if logger is not None:
+            logger.set_tags({"codec.pretrained": str(codec.pretrained).lower(), "codec.identity": codec.identity})
+    return codec
+
+
+def build_model(cfg: C.CreativeConfig) -> torch.nn.Module:
+    m = cfg.model
+    codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed)
+    return AdaptiveWindowCreativeAgent(codec.dim, codec.frames(cfg.data.window_s), m.num_pairs, m.pool_frames,
+                                       m.selector_hidden, m.ratio_min, m.ratio_max, m.start_margin,
+                                       m.tonality_kernel, m.agent_hidden, m.agent_kernel)
+
+
+def forward_and_losses(model: torch.nn.Module, x_in: torch.Tensor, x_tgt: torch.Tensor, cfg: C.CreativeConfig,
+                       codec: Codec, with_recon_grad: bool = True) -> dict[str, Any]:
+    """One forward of all pairs and every loss ingredient (shared by training, validation and inference)."""
+    out = model(x_in, x_tgt)
+    b, p, c, w = out["output"].shape
+    flat = {k: out[k].reshape(b * p, c, w) for k in ("output", "window_input", "window_target", "original_input")}
+    lc = cfg.loss
+    parts = agent_loss_parts(flat["output"], flat["window_input"], flat["window_target"])
+    per_item = lc.rhythm_weight * parts["rhythm"] + lc.harmony_weight * parts["harmony"] + lc.timbre_weight * parts["timbre"]
+    crop = codec.frames(lc.recon_crop_s) if lc.recon_crop_s > 0 else w
+    o, r = crop_pair(flat["output"], flat["original_input"], crop)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and with_recon_grad):
+        recon = reconstruction_loss(codec.decode, o, r)  # [B·P]
+    return {"out": out, "parts": parts, "agent_items": per_item.view(b, p), "recon_items": recon.view(b, p)}
+
+
+def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    lc, st = cfg.loss, ctx.state
+    codec = get_codec(cfg, st, ctx.device)
+    f = forward_and_losses(model, batch["input"], batch["target"], cfg, codec,
+                           with_recon_grad=lc.reconstruction_weight != 0)
+    out = f["out"]
+    b, p = out["ratio_input"].shape
+    pair_losses = per_pair_mean(f["agent_items"].reshape(-1), b, p)
+    agent = mean_over_pairs(pair_losses)  # the mean, never argmin: every pair gets gradients
+    diversity = ratio_diversity_loss(out["ratio_input"], out["ratio_target"])
+    recon = f["recon_items"].mean()
+    terms = LossTerms()
+    terms.add("agent", agent, lc.agent_weight)
+    terms.add("ratio_diversity", diversity, lc.diversity_weight,
+              bounded(*diversity_bounds(cfg.model.ratio_min, cfg.model.ratio_max, p)))
+    terms.add("reconstruction", recon, lc.reconstruction_weight)
+    for name, v in f["parts"].items():
+        terms.add(f"agent_{name}", v.mean().detach(), 0.0)
+    for i in range(p):
+        terms.add(f"agent_pair{i}", pair_losses[i].detach(), 0.0, NONNEG)
+    terms.outputs = {"out": out, "agent_items": f["agent_items"].detach(), "recon_items": f["recon_items"].detach()}
+    if ctx.training and st.get("rank", 0) == 0:
+        acc = st.setdefault("ratio_supervision", {})
+        if acc.get("epoch") != ctx.epoch:
+            acc.clear()
+            acc.update(epoch=ctx.epoch, n=0, diversity=0.0, reconstruction=0.0)
+        acc["n"] += 1
+        acc["diversity"] += float(diversity.detach())
+        acc["reconstruction"] += float(recon.detach())
+    return terms
+
+
+def _print_ratio_supervision(st: dict[str, Any], epoch: int) -> None:
+    """The seed's epoch-summary lines (printed once per epoch, from the training epoch's means)."""
+    acc = st.get("ratio_supervision")
+    if not acc or acc.get("epoch") != epoch or acc.get("printed") or not acc["n"]:
+        return
+    print(f"[creative] epoch {epoch + 1} Ratio Supervision:\n"
+          f"  Ratio Diversity:   {acc['diversity'] / acc['n']:.6f}\n"
+          f"  Reconstruction:    {acc['reconstruction'] / acc['n']:.6f}", flush=True)
+    acc["printed"] = True
+
+
+def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    """Per-item validation metrics, including every pair's window (frames and seconds), ratios, tonality."""
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    st = ctx.state
+    codec = get_codec(cfg, st, ctx.device)
+    out = terms.outputs["out"]
+    agent_items = terms.outputs["agent_items"].mean(1)
+    recon_items = terms.outputs["recon_items"].mean(1)
+    spread = 0.5 * (out["ratio_input"].std(1) + out["ratio_target"].std(1))
+    m: dict[str, torch.Tensor] = {"agent": agent_items, "reconstruction": recon_items,
+                                  "selection_loss": agent_items + recon_items, "ratio_spread": spread}
+    if ctx.epoch >= cfg.loss.guard_warmup_epochs:
+        m["ratio_spread_checked"] = spread  # what guard/ratio_spread watches (ratios all start at 1.0)
+    fr = codec.frame_rate
+    for i in range(out["ratio_input"].shape[1]):
+        for side in ("input", "target"):
+            s = out[f"start_{side}"][:, i]
+            m[f"pair{i}/start_{side}_frames"] = s
+            m[f"pair{i}/start_{side}_s"] = s / fr
+            m[f"pair{i}/ratio_{side}"] = out[f"ratio_{side}"][:, i]
+        m[f"pair{i}/tonality_strength"] = out["tonality_strength"][:, i]
+    if st.get("rank", 0) == 0 and st.get("plotted_epoch") != ctx.epoch:
+        st["plotted_epoch"] = ctx.epoch
+        _print_ratio_supervision(st, ctx.epoch)
+        folder = Path(st.get("work_dir") or st.setdefault("plot_dir", tempfile.mkdtemp(prefix="mlp-creative-")))
+        path = window_plot(folder / "plots" / f"window_selection_epoch{ctx.epoch + 1:03d}.png",
+                           batch["input"][0], batch["target"][0], {k: v[0] for k, v in out.items() if v.dim() == 2},
+                           unwrap(model).window_frames, fr, title=f"window selection, epoch {ctx.epoch + 1}")
+        st["last_plot"] = str(path)
+        log_plot(st, path)
+    return m
+
+
+def guards(cfg: C.CreativeConfig) -> list[GuardSpec]:
+    return [GuardSpec("ratio_spread", "val/ratio_spread_checked", lo=cfg.loss.ratio_spread_min,
+                      reason="ratios collapsed: the pairs use (nearly) the same compression ratio (seed 000); "
+                             "raise loss.diversity_weight")]
+
+
+FAMILY = Family(
+    name="creative",
+    config_cls=C.CreativeConfig,
+    presets={"debug": C.debug, "full": C.full},
+    build_model=build_model,
+    build_datasets=D.build_datasets,
+    compute_loss=compute_loss,
+    evaluate=evaluate,
+    selection_metric="val/selection_loss",
+    mode="min",
+    prepare_data=D.prepare_data,
+    guards=guards,
+    description="adaptive-window creative agent on EnCodec latents, with ratio supervision",
+)
