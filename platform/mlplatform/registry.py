@@ -87,10 +87,14 @@ class Family:
 def _families() -> dict[str, Family]:
     from mlplatform.families.riscov.family import FAMILY as riscov
     from mlplatform.families.creative.family import FAMILY as creative
+    from mlplatform.families.tse.family import FAMILY as tse
+    from mlplatform.families.vqvae.family import FAMILY as vqvae
 
     return {
         "riscov": riscov,
         "creative": creative,
+        "tse": tse,
+        "vqvae": vqvae,
     }
 
 
