@@ -59,7 +59,7 @@ class Codec(nn.Module):
         """Frozen for good: no parameter trains, and ``train()`` cannot switch it out of eval mode."""
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.model.eval()
+        nn.Module.train(self, False)  # the wrapper and every submodule
         return self
 
     def train(self, mode: bool = True) -> "Codec":  # noqa: D401 - keep eval mode whatever the caller asks

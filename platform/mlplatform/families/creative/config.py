@@ -77,13 +77,13 @@ class CreativeConfig(Config):
 
 
 def debug() -> CreativeConfig:
-    """Short clips (3 s, 2 s windows), a handful of pairs: encoding + training in well under a minute on CPU."""
+    """Short clips (2 s, 1.2 s windows), a handful of pairs: encoding + training in well under a minute on CPU."""
     c = CreativeConfig()
-    c.data.clip_s, c.data.window_s, c.data.n_pairs, c.data.val_fraction = 3.0, 2.0, 16, 0.25
+    c.data.clip_s, c.data.window_s, c.data.n_pairs, c.data.val_fraction = 2.0, 1.2, 8, 0.25
     c.model.pool_frames, c.model.selector_hidden, c.model.agent_hidden = 8, 64, 32
-    c.loss.recon_crop_s = 0.2
+    c.loss.recon_crop_s = 0.1
     c.loss.guard_warmup_epochs = 1
-    c.train.epochs, c.train.batch_size, c.train.val_batches = 10, 4, 4
+    c.train.epochs, c.train.batch_size, c.train.val_batches = 8, 2, 2
     c.optim.lr, c.optim.scheduler = 3e-3, "none"
     return c
 

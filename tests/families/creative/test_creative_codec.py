@@ -1,0 +1,47 @@
+"""EnCodec wrapper: latents equal encodec's own encoder output for the same weights; local checkpoints."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlplatform.config import ConfigError
+from mlplatform.data.codec import load_codec
+from mlplatform.data.torchaudio_compat import import_encodec
+
+
+def test_latents_equal_encodecs_own_encoder_for_the_same_weights(tmp_path):
+    enc = import_encodec()
+    torch.manual_seed(123)
+    ref = enc.EncodecModel.encodec_model_24khz(pretrained=False)
+    path = tmp_path / "encodec_24khz.th"
+    torch.save(ref.state_dict(), path)
+    codec = load_codec(str(path), cache=False, quiet=True)  # real weights from a local file
+    assert codec.pretrained and codec.identity.startswith("file:")
+    wav = torch.randn(2, 1, codec.samples(0.4)) * 0.1
+    with torch.no_grad():
+        z = codec.encode(wav)
+        assert z.shape == (2, 128, 30)
+        assert torch.equal(z, ref.encoder(wav))
+        assert torch.equal(codec.decode(z), ref.decoder(z))
+    # the random-weights codec is the real architecture, and differs from these weights
+    rnd = load_codec("", seed=0, cache=False, quiet=True)
+    assert not rnd.pretrained and rnd.identity == "random:0"
+    with torch.no_grad():
+        assert not torch.allclose(rnd.encode(wav), z)
+
+
+def test_random_codec_is_the_same_in_every_build_and_warns(capsys):
+    a = load_codec("", seed=3, cache=False)
+    assert "RANDOM" in capsys.readouterr().out
+    b = load_codec("", seed=3, cache=False, quiet=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.frame_rate == 75.0 and a.frames(24.0) == 1800 and a.frames(16.0) == 1200
+
+
+def test_bad_checkpoint_is_a_one_line_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_codec(str(tmp_path / "missing.th"), cache=False)
+    bad = tmp_path / "bad.th"
+    torch.save({"foo": torch.zeros(1)}, bad)
+    with pytest.raises(ConfigError, match="not an EnCodec"):
+        load_codec(str(bad), cache=False)
