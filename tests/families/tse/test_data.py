@@ -1,0 +1,122 @@
+"""tse data: espeak-ng speakers, Ray indexing with bad files reported and skipped, dynamic mixing."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import torch
+
+from mlplatform.config import ConfigError
+from mlplatform.data import speech
+from mlplatform.families.tse import data as D
+from mlplatform.registry import DataContext, build_config
+from mlplatform.train.checkpoint import isolated_rng
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """3 espeak-ng speakers x 3 utterances, 2 noise files, and four bad files."""
+    root = tmp_path_factory.mktemp("tse-corpus")
+    corpus, noise = root / "corpus", root / "noise"
+    for i, v in enumerate(speech.voices(3)):
+        speech.make_speaker(v, 3, str(corpus), seed=i, sample_rate=16000, min_s=1.0, max_s=2.0)
+    speech.make_noise(str(noise), 2, 3.0, 16000, seed=0)
+    bad = corpus / speech.voices(1)[0].speaker_id
+    (bad / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" + bytes(range(200)))
+    sf.write(bad / "silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(bad / "short.wav", 0.3 * np.sin(np.arange(1600) / 5.0).astype(np.float32), 16000)
+    sf.write(bad / "stereo.wav", 0.1 * np.random.default_rng(0).standard_normal((16000, 2)).astype(np.float32), 16000)
+    return root
+
+
+def cfg_for(root, **over):
+    ov = {"data.root": str(root / "cache"), "data.corpus": str(root / "corpus"), "data.noise": str(root / "noise"),
+          "train.steps_per_epoch": 4, "train.batch_size": 8, "train.val_batches": 2}
+    ov.update(over)
+    return build_config("tse", "debug", ov)
+
+
+def test_espeak_voices_are_distinct_speakers():
+    vs = speech.voices(12)
+    assert len({v.speaker_id for v in vs}) == 12
+    assert len({(v.variant, v.pitch, v.rate) for v in vs}) == 12
+
+
+def test_bad_files_are_reported_and_skipped(small_corpus, ray_session):
+    cfg = cfg_for(small_corpus)
+    info = D.prepare_data(cfg)
+    rows = pq.read_table(info["manifest"]).to_pylist()
+    assert {"path", "speaker", "duration", "sample_rate", "rms", "status", "reason"} <= set(rows[0])
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    expect = {"corrupt.wav": "unreadable", "silent.wav": "silent", "short.wav": "too short",
+              "stereo.wav": "wrong channel count"}
+    for name, why in expect.items():
+        assert by_name[name]["status"] == "skipped"
+        assert by_name[name]["reason"].startswith(why), by_name[name]["reason"]
+    assert info["skipped"] == 4 and info["ok"] == 9 + 2 and info["speakers"] == 3
+    assert {s["path"].rsplit("/", 1)[-1] for s in info["skipped_files"]} == set(expect)
+    ok = [r for r in rows if r["status"] == "ok" and r["kind"] == "speech"]
+    assert all(r["sample_rate"] == 16000 and 1.0 <= r["duration"] <= 2.0 for r in ok)
+    # the skipped files never reach training: the pools hold exactly the 9 good utterances
+    train, val, meta = D.load_pools(cfg)
+    assert meta["train_utts"] + meta["val_utts"] == 9 and meta["speakers"] == 3
+    # a second call reuses the fingerprinted index
+    assert D.prepare_data(cfg)["path"] == info["path"]
+
+
+def test_unusable_corpora_give_one_line_errors(small_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="data.corpus"):
+        D.prepare_data(cfg_for(small_corpus, **{"data.corpus": str(tmp_path / "missing")}))
+    one = tmp_path / "one"
+    speech.make_speaker(speech.voices(1)[0], 3, str(one), seed=0, sample_rate=16000)
+    cfg = cfg_for(small_corpus, **{"data.corpus": str(one), "data.root": str(tmp_path / "c")})
+    with pytest.raises(ConfigError, match="usable speaker") as e:
+        D.load_pools(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_mixing_scenes_levels_and_phases(small_corpus):
+    cfg = cfg_for(small_corpus, **{"train.phase2_step": 4, "data.p_ta": 0.5})
+    data = D.build_datasets(cfg, DataContext())
+    e0 = list(data.train_batches(0))  # steps 0..3: phase 1
+    e1 = list(data.train_batches(1))  # steps 4..7: phase 2
+    assert all(b["tp"].all() for b in e0)
+    tp = torch.cat([b["tp"] for b in e1])
+    assert 0 < int((~tp).sum()) < len(tp)
+    seg, seg_e = int(cfg.data.segment_s * 8000), int(cfg.data.enroll_s * 8000)
+    for b in e0 + e1:
+        assert b["mixture"].shape == b["target"].shape == (8, seg) and b["enroll"].shape == (8, seg_e)
+        assert (b["target"][~b["tp"]] == 0).all()  # TA: the reference is silence
+        assert (b["target"][b["tp"]].abs().amax(-1) > 0).all()
+        assert b["mixture"].abs().max() < 1.0
+        lvl = 10 * torch.log10(b["mixture"].pow(2).mean(-1))
+        assert ((lvl > -31) & (lvl < -19)).all()  # mix_level_db -25 ± 5 (or lower to avoid clipping)
+    # the same epoch mixes the same batches (exact resume); another epoch differs
+    again = list(data.train_batches(1))
+    assert all(torch.equal(a["mixture"], b["mixture"]) for a, b in zip(e1, again))
+    assert not torch.equal(e0[0]["mixture"], e1[0]["mixture"])
+
+
+def test_validation_mixtures_are_fixed_by_the_loops_seed(small_corpus):
+    cfg = cfg_for(small_corpus)
+    data = D.build_datasets(cfg, DataContext())
+
+    def val(seed):
+        with isolated_rng(seed):
+            return list(data.val_batches())
+
+    a, b, c = val(1234), val(1234), val(99)
+    assert len(a) == cfg.train.val_batches
+    assert all(torch.equal(x["mixture"], y["mixture"]) and torch.equal(x["tp"], y["tp"]) for x, y in zip(a, b))
+    assert not torch.equal(a[0]["mixture"], c[0]["mixture"])
+    # validation draws TA scenes with p_ta even before phase 2 (the seed validates with phase-2 scenes)
+    assert cfg.train.phase2_step > 0
+    many = build_config("tse", "debug", {**{k: v for k, v in flatten_over(cfg).items()}, "train.val_batches": 8})
+    with isolated_rng(5):
+        flags = torch.cat([x["tp"] for x in D.build_datasets(many, DataContext()).val_batches()])
+    assert 0 < int((~flags).sum()) < len(flags)
+
+
+def flatten_over(cfg):
+    return {k: getattr(cfg.data, k.split(".")[1]) for k in ("data.root", "data.corpus", "data.noise")}
