@@ -56,3 +56,27 @@ def test_a_trial_that_cannot_fit_is_refused(ray_session, mlflow_uri, tmp_path, m
     rc = hpo.main(["--n_trials", "1", "--workers-per-trial", "2", "--storage-path", str(tmp_path / "ray")])
     assert rc == 2
     assert "one trial needs 2.01 CPUs" in capsys.readouterr().err
+
+
+def test_a_nan_trial_fails_with_its_reason_and_the_sweep_completes(ray_session, mlflow_uri, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    space = tmp_path / "nan_space.yaml"
+    space.write_text("family: riscov\nmetric: val/nmse_blend\nmode: min\nspaces:\n  drill:\n"
+                     "    train.inject_nan_at_step: {type: choice, values: [-1, 3]}\n"
+                     "    optim.lr: {type: loguniform, low: 0.001, high: 0.003}\n")
+    out = tmp_path / "s.json"
+    rc = hpo.main(["--n_trials", "4", "--epochs_per_trial", "2", "--preset", "debug", "--name", "t-nan",
+                   "--space-file", str(space), "--space", "drill", "--storage-path", str(tmp_path / "ray"),
+                   "--set", "data.n_train=512", "--set", "train.val_batches=2", "--json-out", str(out)])
+    summary = json.loads(out.read_text())
+    cl = MlflowClient(mlflow_uri)
+    runs = cl.search_runs([cl.get_experiment_by_name("riscov").experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == summary["parent_run_id"]]
+    nan = [c for c in children if c.data.params["train.inject_nan_at_step"] == "3"]
+    ok = [c for c in children if c.data.params["train.inject_nan_at_step"] == "-1"]
+    assert len(children) == 4 and nan and ok  # seed 0 draws both values
+    assert summary["n_errors"] == len(nan) and rc == 0
+    for c in nan:
+        assert c.info.status == "FAILED"
+        assert "not finite at step 3" in c.data.tags["stop_reason"]
+    assert all(c.info.status in ("FINISHED", "KILLED") for c in ok)
