@@ -23,7 +23,12 @@ def creative_data(creative_cfg):
 def creative_run(creative_cfg, creative_data, tmp_path_factory):
     from mlplatform.train.executors import run_local
 
+    from mlplatform.tracking import mlflow_utils as mu
+
     work = tmp_path_factory.mktemp("creative-run")
-    res, rep = run_local({"family": "creative", "cfg": creative_cfg.to_dict(), "work_dir": str(work),
-                          "verbose": True})
-    return res, rep
+    uri = f"sqlite:///{work / 'mlruns.db'}"
+    cl = mu.client(uri)
+    run_id = cl.create_run(mu.get_or_create_experiment(cl, "creative-test")).info.run_id
+    res, rep = run_local({"family": "creative", "cfg": creative_cfg.to_dict(), "work_dir": str(work / "ckpt"),
+                          "verbose": True, "mlflow_run_id": run_id, "tracking_uri": uri})
+    return res, rep, cl, run_id

@@ -84,6 +84,7 @@ def debug() -> CreativeConfig:
     c.loss.recon_crop_s = 0.1
     c.loss.guard_warmup_epochs = 1
     c.train.epochs, c.train.batch_size, c.train.val_batches = 8, 2, 2
+    c.train.num_threads = 1  # tiny tensors: one thread avoids oversubscription stalls on a shared 2-core box
     c.optim.lr, c.optim.scheduler = 3e-3, "none"
     return c
 

@@ -1,0 +1,59 @@
+"""Debug training run: the loss falls, ratios do not collapse, per-pair windows reach MLflow; the guard fires."""
+from __future__ import annotations
+
+import torch
+
+from mlplatform.families.creative.family import guards
+from mlplatform.families.creative.plots import log_plot, window_plot
+from mlplatform.train.executors import run_local
+
+
+def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative_cfg):
+    res, rep, cl, run_id = creative_run
+    h = rep.history
+    assert len(h) == creative_cfg.train.epochs and res["stop_reason"] == "completed"
+    first, last = h[0], h[-1]
+    assert last["train/agent"] < 0.5 * first["train/agent"]
+    assert min(e["val/selection_loss"] for e in h) < 0.5 * first["val/selection_loss"]
+    # ratios start identical (1.0) and the diversity term drives them apart
+    assert first["val/ratio_spread"] < last["val/ratio_spread"]
+    assert last["val/ratio_spread"] > creative_cfg.loss.ratio_spread_min
+    assert last["train/ratio_diversity"] < 0
+    assert all(e.get("guard/ratio_spread", 0) == 0 for e in h)
+    # per pair and epoch: starts (frames and seconds), ratios, tonality
+    for i in range(creative_cfg.model.num_pairs):
+        for k in ("start_input_frames", "start_input_s", "start_target_frames", "start_target_s",
+                  "ratio_input", "ratio_target", "tonality_strength"):
+            assert f"val/pair{i}/{k}" in last
+        assert abs(last[f"val/pair{i}/start_input_s"] * 75 - last[f"val/pair{i}/start_input_frames"]) < 1e-3
+    run = cl.get_run(run_id)
+    for key in ("val/pair0/start_input_s", "val/pair2/ratio_target", "train/ratio_diversity", "train/reconstruction",
+                "val/selection_loss"):
+        assert len(cl.get_metric_history(run_id, key)) == creative_cfg.train.epochs, key
+    assert run.data.tags.get("selection_metric") == "val/selection_loss"
+
+
+def test_collapsed_ratios_fire_the_guard_and_stop_the_trial(creative_cfg, creative_data):
+    cfg = creative_cfg.override({"loss.diversity_weight": 0.0, "optim.lr": 1e-7, "train.epochs": 5,
+                                 "train.guard_patience": 2, "train.guard_action": "stop"})
+    assert [g.name for g in guards(cfg)] == ["ratio_spread"]
+    res, rep = run_local({"family": "creative", "cfg": cfg.to_dict(), "verbose": False})
+    assert res["stop_reason"].startswith("guard:ratio_spread")
+    assert res["epochs"] == cfg.loss.guard_warmup_epochs + 2 < cfg.train.epochs
+    assert rep.history[-1]["guard/ratio_spread"] == 2 and "guard/ratio_spread" not in rep.history[0]
+
+
+def test_window_selection_plot_is_a_png_artifact(tmp_path, mlflow_uri):
+    from mlplatform.tracking import mlflow_utils as mu
+
+    x = torch.randn(128, 150)
+    params = {"start_input": torch.tensor([1.0, 20.0, 40.0]), "start_target": torch.tensor([0.0, 30.0, 59.0]),
+              "ratio_input": torch.tensor([0.8, 1.0, 1.2]), "ratio_target": torch.tensor([1.0, 1.0, 1.0]),
+              "tonality_strength": torch.tensor([0.5, 0.5, 0.5])}
+    path = window_plot(tmp_path / "w.png", x, x, params, 90, 75.0, "t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cl = mu.client(mlflow_uri)
+    run_id = cl.create_run(mu.get_or_create_experiment(cl, "plots")).info.run_id
+    assert log_plot({}, path) is False  # no logger: kept locally
+    assert log_plot({"logger": mu.RunLogger(run_id, mlflow_uri)}, path) is True
+    assert [a.path for a in cl.list_artifacts(run_id, "plots")] == ["plots/w.png"]
