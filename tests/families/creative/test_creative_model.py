@@ -116,3 +116,16 @@ def test_all_pairs_go_through_the_agent_in_one_batched_forward():
     model.agent.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
     model(torch.randn(2, 128, 150), torch.randn(2, 128, 150))
     assert calls == [2 * cfg.model.num_pairs]
+
+
+def test_search_space_loads_for_both_presets():
+    from mlplatform.registry import get_family
+    from mlplatform.tune.search_space import default_path, load_search_space
+
+    fam = get_family("creative")
+    for preset in ("debug", "full"):
+        for space in ("wide", "narrow"):
+            s = load_search_space(default_path("creative"), space, build_config("creative", preset), "creative",
+                                  fam.selection_metric, fam.mode)
+            assert {"loss.diversity_weight", "loss.reconstruction_weight", "model.ratio_min", "model.ratio_max",
+                    "optim.lr"} == set(s.params)
