@@ -303,6 +303,10 @@ class TrainSection:
     num_threads: int = F(0, ge=0, help="torch threads per worker; 0 = the CPUs Ray gave this worker")
     inject_nan_at_step: int = F(-1, ge=-1, help="fault injection for tests/drills: make the loss NaN at this "
                                                 "optimizer step; -1 = never")
+    inject_crash_at_step: int = F(-1, ge=-1, help="fault drill: the worker process dies at this optimizer step, "
+                                                  "once (see inject_crash_marker); -1 = never")
+    inject_crash_marker: str = F("", help="file created when the crash drill fires, so a retried worker "
+                                          "does not crash again")
 
 
 @dataclass

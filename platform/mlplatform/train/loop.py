@@ -109,6 +109,18 @@ def _amp(cfg: Any, device: torch.device) -> tuple[bool, torch.dtype]:
     return True, torch.bfloat16
 
 
+def _crash_once(marker: str, step: int) -> None:
+    """Kill this process (as an OOM kill or a lost node would), once: the marker file remembers."""
+    import os
+
+    if marker and Path(marker).exists():
+        return
+    if marker:
+        Path(marker).write_text(f"crashed at step {step}\n")
+    print(f"[drill] worker process exits at step {step}", flush=True)
+    os._exit(1)
+
+
 def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     """Train one run. ``opts``: family, cfg (dict), mlflow_run_id, tracking_uri, resume_from,
     reset_optimizer, work_dir, verbose, label. Returns a summary dict."""
@@ -202,6 +214,8 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
                 ctx = StepContext(cfg, epoch, loop["step"], True, sched, device, family_state)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     terms = fam.compute_loss(train_model, batch, ctx)
+                if loop["step"] == cfg.train.inject_crash_at_step:  # a fault drill, never on by default
+                    _crash_once(cfg.train.inject_crash_marker, loop["step"])
                 if loop["step"] == cfg.train.inject_nan_at_step:  # a fault drill, never on by default
                     first = next(iter(terms.terms.values()))
                     first.value = first.value * float("nan")
