@@ -66,7 +66,7 @@ def test_debug_run_learns_to_extract_the_target(trained):
     assert set(TP_METRICS) <= set(run.data.metrics)
     assert run.data.tags["selection_metric"] == "val/si_sdr_tp"
     assert run.data.params["loss.ta_weight"] == "0.1"
-    assert any(a.path == "checkpoints/best" for a in cl.list_artifacts(trained["run_id"]))
+    assert any(a.path == "checkpoints/best" for a in cl.list_artifacts(trained["run_id"], "checkpoints"))
 
 
 def test_validation_is_repeatable_and_uses_the_configured_ta_weight(trained):
