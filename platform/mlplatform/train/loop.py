@@ -187,7 +187,8 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     work_dir.mkdir(parents=True, exist_ok=True)
     use_amp, amp_dtype = _amp(cfg, device)
     scaler = torch.amp.GradScaler("cuda") if (use_amp and amp_dtype == torch.float16) else None
-    family_state: dict[str, Any] = {"rank": rank, "verbose": verbose}
+    # families may log their own artifacts/tags (plots, codec provenance) through the rank-0 logger
+    family_state: dict[str, Any] = {"rank": rank, "verbose": verbose, "logger": logger, "work_dir": str(work_dir)}
     guards = fam.guards(cfg)
     stop_reason = "completed"
     status = "FINISHED"

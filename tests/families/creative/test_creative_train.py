@@ -31,6 +31,9 @@ def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative
                 "val/selection_loss"):
         assert len(cl.get_metric_history(run_id, key)) == creative_cfg.train.epochs, key
     assert run.data.tags.get("selection_metric") == "val/selection_loss"
+    # through the loop's rank-0 logger: codec provenance tag and the window-selection plot
+    assert run.data.tags.get("codec.pretrained") == "false"
+    assert any(a.path.endswith(".png") for a in cl.list_artifacts(run_id, "plots"))
 
 
 def test_collapsed_ratios_fire_the_guard_and_stop_the_trial(creative_cfg, creative_data):
