@@ -8,7 +8,6 @@ amplitude "adds ~0.092 to loss_G"): total = (1 - ta_weight)·(λ_sisdr·sep + λ
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -149,7 +148,3 @@ def scene_aware_loss(est: torch.Tensor, tgt: torch.Tensor, tp: torch.Tensor, los
     terms.add("amp", _subset_mean(amp, est), c.lambda_amp, NONNEG)
     terms.add("ta_energy", _subset_mean(ta, est), w_ta, NONNEG)
     return terms
-
-
-def db_to_gain(db: float) -> float:
-    return math.pow(10.0, db / 20.0)
