@@ -138,6 +138,8 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
         (sweep_dir / STATE_FILE).write_text(json.dumps({"spec": asdict(spec), "parent_run_id": parent,
                                                         "experiment_id": exp_id}, indent=2))
     try:
+        if resume:
+            retire_orphan_runs(cl, exp_id, parent, sweep_dir)
         if fam.prepare_data is not None:
             fam.prepare_data(base_cfg)  # once, on the driver, before any trial
         results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume)
@@ -149,6 +151,27 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
                                else f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"})
         raise
     return summarize(results[0], fam, spec, cl, uri, exp_id, parent, results[1])
+
+
+def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> None:
+    """A trial that started after Tune's last experiment snapshot is unknown to ``Tuner.restore`` and
+    is replaced by a new one; its MLflow run would be a child of no trial. Tag it and soft-delete it
+    (``mlflow gc`` or the UI's "deleted" filter still has it) so each trial has exactly one child run."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        known = {t.trial_id for t in ExperimentAnalysis(str(sweep_dir)).trials}
+    except Exception as e:  # noqa: BLE001 - no usable state: Tuner.restore will say so
+        print(f"[sweep] could not read the saved sweep state ({type(e).__name__}); keeping all runs", flush=True)
+        return
+    for run in mu.iter_child_runs(cl, exp_id, parent):
+        tid = run.data.tags.get("trial_id")
+        if tid and tid not in known:
+            mu.end_run_if_running(cl, run.info.run_id, "KILLED", {
+                "stop_reason": "driver died before the sweep state recorded this trial; superseded on resume",
+                "orphaned": "true"})
+            cl.delete_run(run.info.run_id)
+            print(f"[sweep] retired the MLflow run of trial {tid} (not in the saved sweep state)", flush=True)
 
 
 def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
