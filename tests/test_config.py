@@ -43,3 +43,11 @@ def test_every_preset_builds_a_model(family, preset):
     cfg = build_config(family, preset)
     model = fam.build_model(cfg)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
+
+
+def test_dict_valued_leaf_roundtrips_through_from_dict():
+    cfg = build_config("vqvae", "debug", {"model.compression_ratios": {"cluster_0": [0.3, 0.8, 1.9]}})
+    again = type(cfg).from_dict(cfg.to_dict())
+    assert again.model.compression_ratios == {"cluster_0": [0.3, 0.8, 1.9]} and again == cfg
+    with pytest.raises(ConfigError, match="unknown config key 'model.nope'"):
+        type(cfg).from_dict({**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "nope": 1}})

@@ -184,8 +184,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: typing.Mapping[str, Any]) -> "Config":
-        """Rebuild a config from :meth:`to_dict` output (e.g. from a checkpoint), validating it."""
-        return cls().override(flatten_dict(data))
+        """Rebuild a config from :meth:`to_dict` output (e.g. from a checkpoint), validating it.
+
+        Walks the config's own structure, so a dict-valued leaf stays one value; a key the config does
+        not have is an error, as with any override."""
+        base = cls()
+        known = _leaf_paths(base)
+        items: dict[str, Any] = {}
+
+        def walk(d: typing.Mapping[str, Any], prefix: str) -> None:
+            for k, v in d.items():
+                key = f"{prefix}{k}"
+                if isinstance(v, dict) and key not in known:
+                    walk(v, key + ".")
+                else:
+                    items[key] = v
+        walk(data, "")
+        return base.override(items)
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -252,14 +267,8 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def flatten_dict(d: typing.Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and not k.endswith("compression_ratios"):
-            out.update(flatten_dict(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+def _leaf_paths(cfg: Any) -> set[str]:
+    return set(flatten(cfg).keys())
 
 
 def describe(cfg: Config) -> list[str]:
