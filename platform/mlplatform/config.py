@@ -71,14 +71,13 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         args = get_args(tp)
         if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(key, value, a)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                continue
         raise ConfigError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
     if tp is bool:
         if isinstance(value, bool):

@@ -14,7 +14,8 @@ def test_sweep_of_three_trials_lands_parent_and_children(ray_session, mlflow_uri
                    "--set", "train.val_batches=4", "--json-out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "best trial" in printed and "mlflow ui --backend-store-uri" not in printed or "MLflow run" in printed
+    assert "best trial" in printed and "MLflow run" in printed
+    assert f"mlflow ui --backend-store-uri {mlflow_uri}" in printed  # the exact command that opens the UI
     summary = json.loads(out.read_text())
     cl = MlflowClient(mlflow_uri)
     exp = cl.get_experiment_by_name("riscov")

@@ -106,7 +106,6 @@ def tune_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
         opts["mlflow_run_id"] = mu.start_or_continue_run(
             cl, base["experiment_id"], run_name=f"{base.get('sweep_name', 'sweep')}-{trial_id}",
             tags={"sweep": base.get("sweep_name", ""), "family": fam.name}, key_tags=key)
-        cl.log_batch(opts["mlflow_run_id"], tags=[mu.RunTag(f"param.{k}", str(v)) for k, v in params.items()])
     trial_dir = Path(ctx.get_trial_dir() or tempfile.mkdtemp())
     opts["work_dir"] = str(trial_dir / "work")
     n = int(base.get("workers_per_trial", 1))
