@@ -44,6 +44,10 @@ class SweepSpec:
     reduction_factor: int = 3
     tracking_uri: str = ""
     max_failures: int = 1
+    # the pruning-payoff benchmark's baseline (docs/benchmarks.md): "random" = Optuna's seeded RandomSampler
+    # instead of TPE; "fifo" = no ASHA, every trial runs to its last epoch (or its plateau stop)
+    search: str = "tpe"
+    scheduler: str = "asha"
 
 
 def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
@@ -55,6 +59,9 @@ def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
         raise ConfigError(f"--epochs_per_trial must be >= 1, got {spec.epochs_per_trial}")
     if spec.workers_per_trial < 1:
         raise ConfigError(f"--workers-per-trial must be >= 1, got {spec.workers_per_trial}")
+    if spec.search not in ("tpe", "random") or spec.scheduler not in ("asha", "fifo"):
+        raise ConfigError(f"search must be tpe or random and scheduler asha or fifo; got {spec.search!r}, "
+                          f"{spec.scheduler!r}")
     if spec.gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be >= 0, got {spec.gpus_per_worker}")
     base = build_config(spec.family, spec.preset, list(spec.overrides) + [
@@ -177,7 +184,8 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
 def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
          storage: Path, sweep_dir: Path, resume: bool) -> tuple[Any, float]:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from optuna.samplers import RandomSampler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from mlplatform.tune.callbacks import MlflowTrialCloser, SweepProgress
@@ -206,10 +214,12 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
             param_space=space.tune_domains(),
             tune_config=tune.TuneConfig(
                 metric=fam.selection_metric, mode=fam.mode, num_samples=spec.n_trials,
-                search_alg=OptunaSearch(seed=spec.seed),
-                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
-                                        grace_period=min(spec.grace_period, spec.epochs_per_trial),
-                                        reduction_factor=spec.reduction_factor),
+                search_alg=(OptunaSearch(seed=spec.seed) if spec.search == "tpe"
+                            else OptunaSearch(sampler=RandomSampler(seed=spec.seed))),
+                scheduler=(ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
+                                         grace_period=min(spec.grace_period, spec.epochs_per_trial),
+                                         reduction_factor=spec.reduction_factor)
+                           if spec.scheduler == "asha" else FIFOScheduler()),
                 max_concurrent_trials=k,
             ),
             run_config=tune.RunConfig(
