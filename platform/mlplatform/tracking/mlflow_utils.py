@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import time
 import urllib.error
@@ -117,11 +118,29 @@ def _param_value(v: Any) -> str:
     return s if len(s) <= 6000 else s[:5997] + "..."
 
 
+# How long ``RunLogger.close`` keeps retrying a down store before it gives up (issue 6, fault 4: a
+# 60 s server outage must not lose the run's last epochs). Override with MLPLATFORM_MLFLOW_RETRY_S.
+DEFAULT_RETRY_S = 600.0
+# After a failed send the logger waits before it tries again, doubling up to this cap: a server that
+# hangs (instead of refusing) costs the loop one request timeout per backoff period, not per call.
+MAX_BACKOFF_S = 30.0
+
+
+def retry_window_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get("MLPLATFORM_MLFLOW_RETRY_S", DEFAULT_RETRY_S)))
+    except ValueError:
+        raise ConfigError(f"MLPLATFORM_MLFLOW_RETRY_S must be a number of seconds, got "
+                          f"{os.environ['MLPLATFORM_MLFLOW_RETRY_S']!r}") from None
+
+
 class RunLogger:
     """Logs params/metrics/tags/artifacts to one run; buffers while the store is unreachable.
 
-    Nothing is dropped when the tracking server goes away mid-run: failed batches stay queued and are
-    sent, in order, at the next call or at :meth:`close` (with retries).
+    Nothing is dropped when the tracking server goes away mid-run: failed items stay queued, in order,
+    and are sent at a later call once the backoff has passed, or at :meth:`close`, which keeps retrying
+    for ``MLPLATFORM_MLFLOW_RETRY_S`` seconds (default 600). Metrics keep the step and timestamp of the
+    moment they were logged, so a buffered epoch lands in MLflow exactly as if the server had been up.
     """
 
     def __init__(self, run_id: str, tracking_uri: str | None = None, verbose: bool = True):
@@ -131,6 +150,8 @@ class RunLogger:
         self._pending: list[tuple[str, Any]] = []
         self.verbose = verbose
         self._warned = False
+        self._backoff = 0.0
+        self._next_try = 0.0  # time.monotonic() before which no send is attempted
 
     # -- queueing ------------------------------------------------------------------------------
     def log_params(self, params: dict[str, Any]) -> None:
@@ -152,8 +173,17 @@ class RunLogger:
         self.flush()
 
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
-        self._pending.append(("artifacts", (local_dir, artifact_path)))
-        self.flush()
+        if self.flush():
+            try:
+                self.cl.log_artifacts(self.run_id, local_dir, artifact_path=artifact_path)
+                return
+            except Exception:  # noqa: BLE001 - the store went away: buffer a copy below
+                pass
+        # buffer a copy: the caller may replace or delete the folder (the loop's "best") before we can send it
+        snap = tempfile.mkdtemp(prefix="mlp-art-")
+        shutil.copytree(local_dir, snap, dirs_exist_ok=True)
+        self._pending.append(("artifacts", (snap, artifact_path)))
+        self.flush(force=True)  # sets the backoff and prints the "buffering" line once
 
     def log_text(self, text: str, artifact_file: str) -> None:
         d = tempfile.mkdtemp(prefix="mlp-art-")
@@ -163,9 +193,9 @@ class RunLogger:
         self._pending.append(("artifacts", (d, None if parent == "." else parent)))
         self.flush()
 
-    def end(self, status: str = "FINISHED", retries: int = 30, wait_s: float = 2.0) -> bool:
+    def end(self, status: str = "FINISHED", timeout_s: float | None = None) -> bool:
         self._pending.append(("end", status))
-        return self.close(retries=retries, wait_s=wait_s)
+        return self.close(timeout_s=timeout_s)
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, kind: str, payload: Any) -> None:
@@ -178,10 +208,16 @@ class RunLogger:
         elif kind == "artifacts":
             local_dir, path = payload
             self.cl.log_artifacts(self.run_id, local_dir, artifact_path=path)
+            shutil.rmtree(local_dir, ignore_errors=True)  # our own temporary copy
         elif kind == "end":
             self.cl.set_terminated(self.run_id, status=payload)
 
-    def flush(self) -> bool:
+    def flush(self, force: bool = False) -> bool:
+        """Send queued items in order; False (items kept) when the store is unreachable.
+
+        Without ``force``, a flush inside the backoff period after a failure returns at once."""
+        if self._pending and not force and time.monotonic() < self._next_try:
+            return False
         while self._pending:
             kind, payload = self._pending[0]
             try:
@@ -190,21 +226,28 @@ class RunLogger:
                 if kind == "params" and "already logged" in str(e).lower():
                     self._pending.pop(0)  # a resumed run re-logs identical params; MLflow refuses changes
                     continue
+                self._backoff = min(MAX_BACKOFF_S, max(1.0, self._backoff * 2))
+                self._next_try = time.monotonic() + self._backoff
                 if self.verbose and not self._warned:
                     print(f"[mlflow] store unreachable ({type(e).__name__}); buffering "
                           f"{len(self._pending)} item(s) and retrying later", flush=True)
                     self._warned = True
                 return False
             self._pending.pop(0)
+        self._backoff, self._next_try = 0.0, 0.0
         if self._warned and self.verbose:
             print("[mlflow] store reachable again; buffered items sent", flush=True)
             self._warned = False
         return True
 
-    def close(self, retries: int = 30, wait_s: float = 2.0) -> bool:
-        for _ in range(max(1, retries)):
-            if self.flush():
+    def close(self, timeout_s: float | None = None, wait_s: float = 2.0) -> bool:
+        """Flush, retrying every ``wait_s`` for up to ``timeout_s`` (default: MLPLATFORM_MLFLOW_RETRY_S)."""
+        deadline = time.monotonic() + (retry_window_s() if timeout_s is None else timeout_s)
+        while True:
+            if self.flush(force=True):
                 return True
+            if time.monotonic() + wait_s > deadline:
+                break
             time.sleep(wait_s)
         print(f"[mlflow] giving up: {len(self._pending)} item(s) could not be sent to {self.uri}", flush=True)
         return False
@@ -229,11 +272,17 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str:
 
 
 def end_run_if_running(cl: MlflowClient, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
-    run = cl.get_run(run_id)
-    if tags:
-        cl.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-    if run.info.status == "RUNNING":
-        cl.set_terminated(run_id, status=status)
+    """Best effort from a job's driver: the rank-0 ``RunLogger`` already ends the run (buffered, with
+    retries), so a tracking store that is down right now is a warning here, never a crash."""
+    try:
+        run = cl.get_run(run_id)
+        if tags:
+            cl.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        if run.info.status == "RUNNING":
+            cl.set_terminated(run_id, status=status)
+    except (mlflow.exceptions.MlflowException, OSError) as e:
+        print(f"[mlflow] could not end run {run_id} as {status} ({type(e).__name__}); "
+              f"it stays as the training logger left it", flush=True)
 
 
 def iter_child_runs(cl: MlflowClient, experiment_id: str, parent_run_id: str) -> Iterable[Any]:
