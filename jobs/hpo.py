@@ -60,20 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if maybe_list_keys(args):
         return 0
+    from mlplatform.storage import check_file_writable, check_writable, is_uri, normalize
     from mlplatform.tracking import mlflow_utils as mu
     from mlplatform.tune.sweep import STATE_FILE, SweepSpec, run_sweep, validate_spec
 
-    storage = Path(args.storage_path or (mu.repo_root() / "ray_results")).resolve()
+    if args.json_out:
+        check_file_writable(args.json_out, "--json-out")  # written at the end: find out now
+    storage_arg = normalize(args.storage_path or str(mu.repo_root() / "ray_results"))
+    storage = Path(storage_arg)
     spec = SweepSpec(
         family=args.family, n_trials=args.n_trials, epochs_per_trial=args.epochs_per_trial, space=args.space,
         space_file=args.space_file, early_stop_patience=args.early_stop_patience,
         preset="debug" if args.preset == "auto" else args.preset, overrides=list(args.overrides),
         max_concurrent=args.max_concurrent, workers_per_trial=args.workers_per_trial,
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, experiment=args.experiment,
-        name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(storage),
+        name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_arg,
         seed=args.seed, grace_period=args.grace_period)
     resume = args.resume is not None
     if resume:
+        if is_uri(storage_arg):
+            raise UsageError(f"--resume looks for the sweep in a local or mounted --storage-path; "
+                             f"{storage_arg} is a URI (mount it, e.g. with s3fs/NFS, and pass the path)")
         spec.name = latest_sweep(storage, args.family) if args.resume == "__latest__" else args.resume
         if not (storage / spec.name / STATE_FILE).exists():
             raise UsageError(f"--resume: no sweep named {spec.name} in {storage}")
@@ -85,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             print("[mlflow] warning: MLFLOW_TRACKING_URI is not set under a Ray job; runs go to "
                   f"{uri} (inside the job's working dir copy on the head node). Set it to a server.", flush=True)
     mu.check_tracking(uri)
+    # read-only, full or missing storage: one line now, not a failure at the first trial's checkpoint
+    check_writable(storage_arg, "--storage-path")
+    mu.check_experiment_artifacts(uri, args.experiment or args.family)
     spec.tracking_uri = uri
 
     from mlplatform.raycluster import auto_preset, init_ray

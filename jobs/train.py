@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if maybe_list_keys(args):
         return 0
     from mlplatform.registry import build_config, get_family
+    from mlplatform.storage import check_writable
     from mlplatform.tracking import mlflow_utils as mu
     from mlplatform.train.checkpoint import load_checkpoint
 
@@ -59,14 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         resume_from = str(Path(args.resume).resolve())
     uri = mu.resolve_tracking_uri()
     mu.check_tracking(uri)
-    storage = Path(args.storage_path or (mu.repo_root() / "ray_results")).resolve()
-    try:
-        storage.mkdir(parents=True, exist_ok=True)
-        probe = storage / f".write-probe-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"storage path {storage} is not writable ({e.strerror})") from None
+    # read-only, full or missing storage: one line now, not a failure at the first checkpoint
+    storage = check_writable(args.storage_path or (mu.repo_root() / "ray_results"), "--storage-path")
+    mu.check_experiment_artifacts(uri, args.experiment or fam.name)
 
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -100,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=gpus > 0,
                                      resources_per_worker=res_per_worker),
         # the same name + storage again: Train v2 restores the run from its latest checkpoint
-        run_config=RunConfig(name=name, storage_path=str(storage),
+        run_config=RunConfig(name=name, storage_path=storage,
                              failure_config=FailureConfig(max_failures=args.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )

@@ -64,15 +64,31 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
             raise ConfigError(f"MLflow tracking server {uri} is unreachable ({reason}); start it or unset "
                               f"MLFLOW_TRACKING_URI to use the local store") from None
     elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if not folder.exists() or not os.access(folder, os.W_OK):
-            raise ConfigError(f"MLflow store folder {folder} does not exist or is not writable "
-                              f"(MLFLOW_TRACKING_URI={uri})")
+        from mlplatform.storage import check_writable
+
+        hint = "point MLFLOW_TRACKING_URI at a writable store or a server (or set MLPLATFORM_HOME)"
+        check_writable(Path(uri[len("sqlite:///"):]).parent, "MLflow store folder", hint)
         art = default_artifact_root(uri)
         if art:
-            Path(art).mkdir(parents=True, exist_ok=True)
-            if not os.access(art, os.W_OK):
-                raise ConfigError(f"MLflow artifact folder {art} is not writable")
+            check_writable(art, "MLflow artifact folder", hint)
+
+
+def check_experiment_artifacts(uri: str, experiment: str) -> None:
+    """An existing experiment keeps the artifact location it was created with; when that is a local
+    folder the client writes it directly, so probe it now (a server-proxied one is the server's)."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return  # a store not created yet holds no experiment (and a check must not create it)
+    try:
+        exp = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    except mlflow.exceptions.MlflowException as e:
+        raise ConfigError(f"MLflow store {uri} cannot be read ({str(e).splitlines()[0][:200]})") from None
+    loc = exp.artifact_location if exp is not None else ""
+    if loc.startswith("file://") or loc.startswith("/"):
+        from mlplatform.storage import check_writable
+
+        path = urllib.request.url2pathname(loc[len("file://"):]) if loc.startswith("file://") else loc
+        check_writable(path, f"artifact location of MLflow experiment '{experiment}'",
+                       "make it writable or log to another experiment with --experiment")
 
 
 def client(uri: str | None = None) -> MlflowClient:
