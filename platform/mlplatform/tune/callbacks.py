@@ -6,38 +6,72 @@ end its own MLflow run then: the driver does it here, with the reason as a tag.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from ray.tune import Callback
 
+from mlplatform.tune.outcomes import OUTCOMES, outcome
+
+
+# the progress line's short names for how trials ended (outcomes.LABELS are for the report)
+SHORT = {"completed": "completed", "early_stop": "early-stop", "pruned": "pruned", "guard": "GUARD",
+         "alarm": "ALARM", "loss_guard": "LOSS-GUARD", "failed": "FAILED", "other": "other", "running": "?"}
+
+
+def last_error_line(trial: Any) -> str:
+    """The last line of a failed trial's error file (the exception), or ''."""
+    try:
+        with open(trial.error_file) as f:
+            lines = f.read().strip().splitlines()
+        return lines[-1] if lines else ""
+    except Exception:  # noqa: BLE001 - no error file: nothing to say
+        return ""
+
 
 class SweepProgress(Callback):
-    """One line per trial event: done/running/stopped counts, best so far, estimated time left."""
+    """One line per trial event: trials done (by how they ended), running, best so far, time left."""
 
     def __init__(self, metric: str, mode: str, n_trials: int, max_concurrent: int):
         self.metric, self.mode, self.n, self.k = metric, mode, n_trials, max(1, max_concurrent)
         self.t0 = time.time()
         self.best: tuple[float, str] | None = None
-        self.done: dict[str, str] = {}
-        self.running: set[str] = set()
-        self.durations: list[float] = []
-        self.started: dict[str, float] = {}
+        self.done: dict[str, str] = {}  # trial id -> outcome
+        self.started: dict[str, float] = {}  # running trial id -> start time
+        self.durations: list[float] = []  # trials that started and ended under this driver
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left, from this driver's measured throughput (trials finished plus the fraction of an
+        average trial each running one has done) over its wall time: concurrency, scheduling gaps and
+        trial start-up are all in it. Never less than what the slowest running trial still needs."""
+        if not self.durations:
+            return None
+        avg = sum(self.durations) / len(self.durations)
+        partial = sum(min((now - s) / avg, 0.9) for s in self.started.values())
+        left = max(0.0, self.n - len(self.done) - partial)
+        by_rate = left * (now - self.t0) / (len(self.durations) + partial)
+        floor = max((avg - (now - s) for s in self.started.values()), default=0.0)
+        return max(by_rate, floor) if left > 0 else 0.0
+
+    def _seed(self, trials: list) -> None:
+        """A restored sweep: count trials that ended before the restore, so counts and ETA are of the whole."""
+        for t in trials:
+            if t.trial_id not in self.done and t.trial_id not in self.started and t.status in ("TERMINATED", "ERROR"):
+                self.done[t.trial_id] = "failed" if t.status == "ERROR" else outcome(
+                    (t.last_result or {}).get("stop_reason"), "FINISHED")
 
     def _line(self, msg: str) -> None:
-        n_done = len(self.done)
-        pruned = sum(1 for v in self.done.values() if v == "stopped")
-        failed = sum(1 for v in self.done.values() if v == "failed")
+        now = time.time()
+        kinds = Counter(self.done.values())
+        stopped = [f"{kinds[o]} {SHORT[o]}" for o in OUTCOMES if o != "completed" and kinds[o]]
         best = f"best {self.metric}={self.best[0]:.4g} ({self.best[1]})" if self.best else "best -"
-        eta = ""
-        if self.durations:
-            left = max(0, self.n - n_done)
-            avg = sum(self.durations) / len(self.durations)
-            eta = f"  ETA ~{left * avg / self.k:.0f}s"
-        print(f"[sweep {time.time() - self.t0:6.0f}s] {n_done}/{self.n} done ({pruned} stopped early, {failed} failed), "
-              f"{len(self.running)} running; {best}{eta} | {msg}", flush=True)
+        eta = self.eta(now)
+        print(f"[sweep {now - self.t0:6.0f}s] {len(self.done)}/{self.n} done ({kinds['completed']} completed"
+              + (f"; stopped: {', '.join(stopped)}" if stopped else "") + f"), {len(self.started)} running; {best}"
+              + (f"  ETA ~{eta:.0f}s" if eta is not None else "") + f" | {msg}", flush=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
+        self._seed(trials)
         self.started[trial.trial_id] = time.time()
         self._line(f"start {trial.trial_id}")
 
@@ -48,7 +82,6 @@ class SweepProgress(Callback):
                 self.best = (float(v), trial.trial_id)
 
     def _end(self, trial: Any, kind: str) -> None:
-        self.running.discard(trial.trial_id)
         if trial.trial_id in self.started:
             self.durations.append(time.time() - self.started.pop(trial.trial_id))
         self.done[trial.trial_id] = kind
@@ -56,15 +89,15 @@ class SweepProgress(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         res = trial.last_result or {}
         reason = res.get("stop_reason")
-        kind = "completed" if reason == "completed" else "stopped"
+        kind = outcome(reason, "FINISHED")  # no reason of ours: ASHA stopped it between reports
         self._end(trial, kind)
-        epochs = res.get("epoch", "?")
-        self._line(f"{trial.trial_id} {kind} after {epochs} epoch(s)" + (f": {reason}" if reason and kind != "completed" else
-                                                                          (": pruned by ASHA" if not reason else "")))
+        detail = f": {reason}" if reason and kind != "completed" else (" by ASHA" if not reason else "")
+        self._line(f"{trial.trial_id} {SHORT[kind]} after {res.get('epoch', '?')} epoch(s){detail}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._end(trial, "failed")
-        self._line(f"{trial.trial_id} FAILED")
+        err = last_error_line(trial)
+        self._end(trial, "loss_guard" if "LossBoundError" in err else "failed")
+        self._line(f"{trial.trial_id} FAILED" + (f": {err[:200]}" if err else ""))
 
 
 class MlflowTrialCloser(Callback):
@@ -93,9 +126,5 @@ class MlflowTrialCloser(Callback):
         self._close(trial, "KILLED", f"pruned by ASHA after epoch {res.get('epoch', '?')}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        err = ""
-        try:
-            err = (trial.error_file and open(trial.error_file).read().strip().splitlines()[-1]) or ""
-        except Exception:  # noqa: BLE001
-            pass
+        err = last_error_line(trial)
         self._close(trial, "FAILED", f"error: {err[:400]}" if err else "error")
