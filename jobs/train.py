@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     from mlplatform.train.checkpoint import load_checkpoint
 
     fam = get_family(args.family)
-    build_config(args.family, "debug" if args.preset == "auto" else args.preset, args.overrides)  # exit 2 early
+    from mlplatform.integrity.contracts import check_contract
+
+    # bad overrides, or a selection metric that is undeclared, exploitable or of the wrong direction: exit 2 now
+    sel_metric, sel_mode = check_contract(fam, build_config(args.family, "debug" if args.preset == "auto"
+                                                            else args.preset, args.overrides))
     if args.num_workers < 1:
         raise UsageError(f"--num-workers must be >= 1, got {args.num_workers}")
     if args.reset_optimizer and (args.resume in (None, "__same_name__")):
@@ -109,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     mu.end_run_if_running(cl, run_id, "FINISHED")
     m = result.metrics or {}
-    best = m.get(f"best/{fam.selection_metric}")
+    best = m.get(f"best/{sel_metric}")
     print("=" * 78)
     print(f"[train] done in {time.time() - t0:.0f}s: {m.get('epoch')} epochs, stop reason: {m.get('stop_reason')}")
     if best is not None:
-        print(f"[train] best {fam.selection_metric} = {best:.5g} ({fam.mode})")
+        print(f"[train] best {sel_metric} = {best:.5g} ({sel_mode})")
     if result.checkpoint is not None:
         print(f"[train] latest checkpoint: {result.checkpoint.path}")
     print(f"[train] MLflow run {run_id}: {mu.run_url(uri, exp_id, run_id)}  (UI: {mu.ui_command(uri)})")
