@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm
 
-.PHONY: demo test install sysdeps clean-runs mlflow-ui
+.PHONY: demo test bench install sysdeps clean-runs mlflow-ui
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: install sysdeps
 
 test: install sysdeps
 	$(BIN)/python -m pytest -q tests
+
+# Every benchmark in its own process (~25 min on 2 cores); JSON in benchmarks/results/latest.json,
+# the table in docs/benchmarks.md.
+bench: install sysdeps
+	$(BIN)/python benchmarks/run_all.py
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
