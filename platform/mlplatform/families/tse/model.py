@@ -23,9 +23,9 @@ class GLN(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean((1, 2), keepdim=True)
-        var = (x - mean).pow(2).mean((1, 2), keepdim=True)
-        return self.gamma * (x - mean) / (var + self.eps).sqrt() + self.beta
+        # gLN is exactly GroupNorm with one group; the fused kernel is ~10x faster on CPU than the
+        # mean/pow/div chain it replaces, which took half of a debug training step (docs/benchmarks.md)
+        return nn.functional.group_norm(x, 1, self.gamma.view(-1), self.beta.view(-1), self.eps)
 
 
 class TCNBlock(nn.Module):
