@@ -152,3 +152,21 @@ def test_probe_of_a_uri_goes_through_pyarrow(tmp_path):
     assert check_writable(f"file://{tmp_path / 'ok'}", "--storage-path") == f"file://{tmp_path / 'ok'}"
     with pytest.raises(StorageError, match=r"--storage-path file://.* is not usable"):
         check_writable(f"file://{blocker}/sub", "--storage-path")
+
+
+def test_existing_experiment_with_an_unwritable_artifact_location(tmp_path, capsys, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    home = tmp_path / "home"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the experiment's artifact folder should be")
+    monkeypatch.setenv("MLPLATFORM_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home.mkdir()
+    MlflowClient(f"sqlite:///{home / 'mlruns.db'}").create_experiment(
+        "elsewhere", artifact_location=(blocker / "artifacts").as_uri())
+    capsys.readouterr()  # MLflow's own log lines from creating the store above
+    assert train.main(JOBS["train"][1] + ["--experiment", "elsewhere", "--storage-path", str(tmp_path / "ray")]) == 2
+    line = one_error_line(capsys)
+    assert f"artifact location of MLflow experiment 'elsewhere' {blocker / 'artifacts'} is not usable" in line
+    assert "--experiment" in line

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 from typing import Any, Callable
 
@@ -39,6 +40,18 @@ def maybe_list_keys(args: argparse.Namespace) -> bool:
     return True
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(e: BaseException) -> str:
+    """The message of a known error as one clean line: the original error of a Ray task (whose text
+    carries a traceback), no terminal colour codes (torch puts some in its unpickling errors), no newlines."""
+    cause = getattr(e, "cause", None)  # ray.exceptions.RayTaskError keeps the raised exception here
+    if isinstance(cause, BaseException):
+        e = cause
+    return " ".join(_ANSI.sub("", str(e)).split())
+
+
 def one_line_errors(main: Callable[..., int | None]) -> Callable[..., int]:
     """Known bad input -> ``error: <one line>`` on stderr and exit code 2, no traceback."""
     from mlplatform.train.checkpoint import CheckpointError
@@ -48,7 +61,7 @@ def one_line_errors(main: Callable[..., int | None]) -> Callable[..., int]:
         try:
             return int(main(*a, **k) or 0)
         except (ConfigError, CheckpointError) as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
+            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -5,6 +5,7 @@ Only ``MlflowClient`` is used (never ``mlflow.set_experiment`` in a sweep driver
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -67,7 +68,16 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
         from mlplatform.storage import check_writable
 
         hint = "point MLFLOW_TRACKING_URI at a writable store or a server (or set MLPLATFORM_HOME)"
-        check_writable(Path(uri[len("sqlite:///"):]).parent, "MLflow store folder", hint)
+        db = Path(uri[len("sqlite:///"):])
+        check_writable(db.parent, "MLflow store folder", hint)
+        if db.exists():  # opened read-only: a check never changes the store it checks
+            import sqlite3
+
+            try:
+                with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as con:
+                    con.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            except sqlite3.Error as e:
+                raise ConfigError(f"MLflow store {db} is not a readable SQLite database ({e}); {hint}") from None
         art = default_artifact_root(uri)
         if art:
             check_writable(art, "MLflow artifact folder", hint)
@@ -80,8 +90,9 @@ def check_experiment_artifacts(uri: str, experiment: str) -> None:
         return  # a store not created yet holds no experiment (and a check must not create it)
     try:
         exp = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
-    except mlflow.exceptions.MlflowException as e:
-        raise ConfigError(f"MLflow store {uri} cannot be read ({str(e).splitlines()[0][:200]})") from None
+    except Exception as e:  # noqa: BLE001 - MlflowException, SQLAlchemy errors: all mean "cannot read"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"MLflow store {uri} cannot be read ({first})") from None
     loc = exp.artifact_location if exp is not None else ""
     if loc.startswith("file://") or loc.startswith("/"):
         from mlplatform.storage import check_writable
