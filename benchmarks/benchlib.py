@@ -158,13 +158,16 @@ def timed_local(opts: dict[str, Any]) -> tuple[list[dict[str, float]], dict[str,
 
 
 def rates(rows: list[dict[str, float]], steps_per_epoch: float, skip: int = 1) -> dict[str, float]:
-    """steps/s from the loop's own epoch timing and from report-to-report wall time (first epochs
-    skipped: they include lazy initialisation that every executor pays once)."""
+    """steps/s from the loop's own epoch timing (``compute``: training steps only) and from
+    report-to-report wall time (``loop``: + validation, checkpoint, the executor's report), each from
+    the fastest epoch (the one least disturbed by other processes on a shared machine) and the median.
+    The first ``skip`` epochs are left out: they include lazy initialisation every executor pays once."""
     rows = rows[skip:] if len(rows) > skip + 1 else rows
-    et = median([r["epoch_time_s"] for r in rows])
-    gaps = [b["t_report"] - a["t_report"] for a, b in zip(rows, rows[1:])]
-    return {"steps_per_s_compute": steps_per_epoch / et, "steps_per_s_loop": steps_per_epoch / median(gaps)
-            if gaps else float("nan"), "epochs_timed": len(rows)}
+    et = [r["epoch_time_s"] for r in rows]
+    gaps = [b["t_report"] - a["t_report"] for a, b in zip(rows, rows[1:])] or [float("nan")]
+    return {"compute": steps_per_epoch / min(et), "loop": steps_per_epoch / min(gaps),
+            "compute_median": steps_per_epoch / median(et), "loop_median": steps_per_epoch / median(gaps),
+            "epochs_timed": len(rows)}
 
 
 def read_rows(path: str | Path) -> list[dict[str, float]]:

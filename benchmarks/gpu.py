@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         off = one(f, "off", a.epochs, a.steps, a.val_batches, work)
         on = one(f, "bf16", a.epochs, a.steps, a.val_batches, work)
         res[f] = {"amp_off": off, "amp_bf16": on,
-                  "amp_speedup": B.ratio(on["steps_per_s_compute"], off["steps_per_s_compute"])}
+                  "amp_speedup": B.ratio(on["compute"], off["compute"])}
     return B.emit("gpu", {"skipped": False, "device": torch.cuda.get_device_name(0), "families": res})
 
 

@@ -86,7 +86,52 @@ def bare_reference(work: Path, uri: str, epochs: int) -> dict[str, Any]:
                                                                  loop={"epoch": 0, "step": 0}), 5)
     out["mlflow_cost_per_epoch_s"] = (out["mlflow"]["per_epoch_not_training_s"]
                                       - out["no_mlflow"]["per_epoch_not_training_s"])
+    out["mlflow_trial_setup_s"] = mlflow_pieces(cl, exp, uri, cfg)
     return out
+
+
+FRESH = """
+import sys, time
+t0 = time.perf_counter()
+from mlplatform.tracking import mlflow_utils as mu
+t1 = time.perf_counter()
+mu.client(sys.argv[1]).get_experiment(sys.argv[2])
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def fresh_process_mlflow(uri: str, exp: str) -> dict[str, float]:
+    """What a new worker process pays once: importing mlflow, and the first call on the sqlite store."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FRESH, uri, exp], capture_output=True, text=True, check=True)
+    imp, first = (float(x) for x in out.stdout.split()[-2:])
+    return {"fresh_process_import_mlflow": imp, "fresh_process_first_store_call": first}
+
+
+def mlflow_pieces(cl: Any, exp: str, uri: str, cfg: Any) -> dict[str, float]:
+    """What a trial's MLflow setup costs, piece by piece (tune_trial + the loop's first lines)."""
+    import yaml
+
+    from mlplatform.config import flatten
+    from mlplatform.tracking import mlflow_utils as mu
+
+    t: dict[str, float] = fresh_process_mlflow(uri, exp)
+    t0 = time.perf_counter()
+    run = mu.start_or_continue_run(cl, exp, run_name="pieces", tags={"sweep": "bench", "family": "riscov"},
+                                   key_tags={"trial_id": f"bench-{time.time_ns()}", mu.PARENT_TAG: "none"})
+    t["start_or_continue_run"] = time.perf_counter() - t0
+    lg = mu.RunLogger(run, uri)
+    for name, fn in (("log_params", lambda: lg.log_params(flatten(cfg))),
+                     ("set_tags", lambda: lg.set_tags({"family": "riscov", "executor": "bench", "world_size": 1})),
+                     ("log_text_config", lambda: lg.log_text(yaml.safe_dump(cfg.to_dict()), "config/resolved.yaml")),
+                     ("log_metrics_epoch", lambda: lg.log_metrics({f"m{i}": float(i) for i in range(20)}, step=1)),
+                     ("end", lambda: lg.end("FINISHED"))):
+        t0 = time.perf_counter()
+        fn()
+        t[name] = time.perf_counter() - t0
+    return t
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
