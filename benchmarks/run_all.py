@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     (out_dir / "latest.json").write_text(blob)
     (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(blob)
     print(f"[bench] results: {out_dir / 'latest.json'}  (total {sum(r['wall_s'] for r in results.values()):.0f} s)")
+    import table  # this folder is on sys.path: the script's own
+
+    table.main([str(out_dir / "latest.json")])
     return 1 if any("failed" in r for r in results.values()) else 0
 
 

@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Markdown table of the headline ratios in a results file (default benchmarks/results/latest.json),
+the table docs/benchmarks.md quotes.
+
+  python benchmarks/table.py [RESULTS_JSON]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+Row = tuple[str, str, str, str, str]
+
+
+def _f(x: Any, nd: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+def _yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def rows(r: dict[str, Any]) -> Iterator[Row]:
+    s = r.get("step_overhead")
+    if s and "families" in s:
+        for fam, v in s["families"].items():
+            for ex in ("tune", "torchtrainer"):
+                x = v[ex]
+                yield ("1 step overhead", f"{fam}: {ex} / bare steps/s (loop; compute)",
+                       f"{_f(x['ratio_loop'])}; {_f(x['ratio_compute'])}", ">= 0.95", _yes(x["ratio_loop"] >= 0.95))
+    s = r.get("sweep_overhead")
+    if s and "function" in s:
+        fn, tt = s["function"], s.get("torchtrainer")
+        yield ("2 sweep overhead", f"function trials, s/trial (literal; per slot), n={fn['n_trials']}",
+               f"{_f(fn['overhead_literal_s_per_trial'], 1)}; {_f(fn['overhead_per_slot_s_per_trial'], 1)}", "<= 2 s",
+               _yes(fn["overhead_literal_s_per_trial"] <= 2.0))
+        if tt:
+            yield ("2 sweep overhead", f"TorchTrainer per trial, s/trial (per slot), n={tt['n_trials']}; x function",
+                   f"{_f(tt['overhead_per_slot_s_per_trial'], 1)}; {_f(s['ratio_torchtrainer_to_function_per_slot'], 1)}x",
+                   "-", "-")
+    s = r.get("pruning")
+    if s and "seeds" in s:
+        yield ("3 pruning", f"TPE+ASHA / random-FIFO: best nmse; epochs ({len(s['seeds'])} seeds)",
+               f"{_f(s['mean_best_ratio'], 3)}; {_f(s['epochs_ratio'])}", "<= 1; <= 0.5", _yes(s["goal_met"]))
+    s = r.get("latent_cache")
+    if s and "training" in s:
+        t, p = s["training"], s["parquet"]
+        yield ("4 latent cache", "training samples/s, cache / on-the-fly encoding", _f(t["speedup_training"], 1),
+               ">= 20", _yes(t["speedup_training"] >= 20))
+        yield ("4 latent cache", "data only: latents/s, cache / encoding", _f(t["data_only"]["speedup"], 0), "-", "-")
+        yield ("4 latent cache", f"Ray Data / pyarrow Parquet read ({p['file_mb']:.0f} MB)",
+               _f(p["ratio_ray_to_pyarrow"], 3), ">= 0.7", _yes(p["ratio_ray_to_pyarrow"] >= 0.7))
+    s = r.get("batched_pairs")
+    if s and "sizes" in s:
+        for size, v in s["sizes"].items():
+            yield ("5 batched pairs", f"{size}: loop over pairs / batched (fwd+bwd time)", _f(v["speedup_batched"]),
+                   "-", "-")
+    s = r.get("baselines")
+    if s and "riscov" in s:
+        for v in s["riscov"]:
+            q = v["ratio_to_sample_cov"]
+            yield ("6 baselines", f"riscov L={v['snapshots']}: NMSE / sample cov (LW; model R_pred; R_blend)",
+                   f"{_f(q['ledoit_wolf'])}; {_f(q['model_pred'])}; {_f(q['model_blend'])}", "-", "-")
+        if s.get("tse"):
+            t = s["tse"]
+            yield ("6 baselines", "tse SI-SDR model vs mixture (dB) -> SI-SDRi",
+                   f"{_f(t['si_sdr_model_db'], 1)} vs {_f(t['si_sdr_mixture_db'], 1)} -> {_f(t['si_sdri_db'], 1)}",
+                   "> 0", _yes(t["si_sdri_db"] > 0))
+    s = r.get("profile_step")
+    if s and "speedup" in s:
+        yield ("profile", f"{s['family']} step before / after the gLN fix", _f(s["speedup"]), "-", "-")
+    s = r.get("gpu")
+    if s:
+        yield ("7 GPU", "full presets on a GPU", "not run (no CUDA)" if s.get("skipped") else "see JSON", "-", "-")
+    for name, v in r.items():
+        if "failed" in v:
+            yield (name, "FAILED", v["failed"], "-", "-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0]) if argv else Path(__file__).resolve().parent / "results" / "latest.json"
+    r = json.loads(path.read_text())
+    print("| item | figure | measured | goal | met |\n|---|---|---|---|---|")
+    for row in rows(r):
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
