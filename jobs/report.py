@@ -21,12 +21,14 @@ from mlplatform.cli import UsageError, one_line_errors
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--experiment", required=True, help="MLflow experiment of the sweep (hpo.py's default: the family name)")
+    p.add_argument("--experiment", required=True,
+                   help="MLflow experiment of the sweep (hpo.py's default: the family name)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--sweep", default="", help="sweep name (hpo.py --name); default: the latest sweep")
     which.add_argument("--parent", default="", metavar="RUN_ID", help="the sweep's MLflow parent run id")
     p.add_argument("--out", default="", help="folder for report.md, report.html and the PNGs (default: a temp folder)")
-    p.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the repo store)")
+    p.add_argument("--tracking-uri", default="",
+                   help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the repo store)")
     return p.parse_args(argv)
 
 

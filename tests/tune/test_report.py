@@ -35,9 +35,9 @@ def _trial_rows(md: str, section: str) -> list[list[str]]:
 
 
 def test_report_of_a_real_sweep(ray_session, mlflow_uri, tmp_path):
-    spec = SweepSpec(family="riscov", n_trials=3, epochs_per_trial=3, preset="debug", name="t-report",
-                     storage_path=str(tmp_path / "ray"), tracking_uri=mlflow_uri, early_stop_patience=0,
-                     overrides=["data.n_train=512", "train.val_batches=2"])
+    spec = SweepSpec(family="riscov", n_trials=3, epochs_per_trial=2, grace_period=1, preset="debug",
+                     name="t-report", storage_path=str(tmp_path / "ray"), tracking_uri=mlflow_uri,
+                     early_stop_patience=0, overrides=["data.n_train=512", "train.val_batches=2"])
     summary = run_sweep(spec)
     parent = summary["parent_run_id"]
     out = write_sweep_report(mlflow_uri, parent, tmp_path / "rep")
@@ -86,10 +86,12 @@ def _record_sweep(cl: MlflowClient, tmp_path, name: str = "rec") -> str:
         ("a", 1e-3, 64, 0.1, "FINISHED", "completed", [0.3, 0.2, 0.1], [0.1, 0.2, 0.3]),
         ("b", 5e-3, 128, 0.4, "KILLED", "alarm:loss_vs_selection: train/loss fell while val/nmse_blend rose",
          [0.3, 0.35, 0.4], [0.0, -0.1, -0.2]),
-        ("c", 2e-4, 128, 0.2, "KILLED", "guard:beta_safety: train/beta_safety=0.9 outside [0, 0.8]", [0.5, 0.45], [0.05, 0.02]),
+        ("c", 2e-4, 128, 0.2, "KILLED", "guard:beta_safety: train/beta_safety=0.9 outside [0, 0.8]",
+         [0.5, 0.45], [0.05, 0.02]),
         ("d", 8e-3, 64, 0.3, "FAILED", "loss_guard: component nmse not finite at step 3", [], []),
         ("e", 3e-4, 64, 0.05, "KILLED", "pruned by ASHA after epoch 2", [0.6, 0.5], []),
-        ("f", 1e-3, 128, 0.25, "FINISHED", "early_stop: no improvement in 2 validations", [0.25, 0.15, 0.16, 0.17], [0.2, 0.25, 0.2, 0.2]),
+        ("f", 1e-3, 128, 0.25, "FINISHED", "early_stop: no improvement in 2 validations",
+         [0.25, 0.15, 0.16, 0.17], [0.2, 0.25, 0.2, 0.2]),
     ]
     for tid, lr, hidden, beta, status, reason, curve, margin in trials:
         run = cl.create_run(exp, run_name=f"{name}-{tid}", tags={"mlflow.parentRunId": parent, "trial_id": tid,
@@ -153,7 +155,8 @@ def test_cli_one_line_errors(mlflow_uri, tmp_path, monkeypatch, capsys, home):
     cases = [(["--experiment", "nope"], "no MLflow experiment named 'nope'"),
              (["--experiment", "recorded", "--sweep", "other"], "no sweep named 'other'"),
              (["--experiment", "recorded", "--parent", "0123abc"], "run 0123abc is not a sweep parent run"),
-             (["--experiment", "recorded", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"], "no MLflow store at")]
+             (["--experiment", "recorded", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"],
+              "no MLflow store at")]
     for argv, msg in cases:
         assert report_job.main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -167,3 +170,13 @@ def test_cli_one_line_errors(mlflow_uri, tmp_path, monkeypatch, capsys, home):
     with pytest.raises(SystemExit) as e:
         report_job.main(["--help"])
     assert e.value.code == 0 and "--experiment" in capsys.readouterr().out
+
+
+def test_a_sweep_without_trials_gets_a_short_report(mlflow_uri, tmp_path, home):
+    cl = MlflowClient(mlflow_uri)
+    exp = mu.get_or_create_experiment(cl, "empty")
+    parent = cl.create_run(exp, tags={"kind": "sweep", "sweep": "e", "selection_metric": "val/x",
+                                      "selection_mode": "max"}).info.run_id
+    md = (write_sweep_report(mlflow_uri, parent, tmp_path / "rep") / "report.md").read_text()
+    assert "no trial runs" in md and "## " not in md
+    assert {a.path for a in cl.list_artifacts(parent, "report")} == {"report/report.md", "report/report.html"}

@@ -39,17 +39,22 @@ class SweepProgress(Callback):
         self.done: dict[str, str] = {}  # trial id -> outcome
         self.started: dict[str, float] = {}  # running trial id -> start time
         self.durations: list[float] = []  # trials that started and ended under this driver
+        self.ended_at: list[float] = []  # when each of them ended
 
     def eta(self, now: float) -> float | None:
-        """Seconds left, from this driver's measured throughput (trials finished plus the fraction of an
-        average trial each running one has done) over its wall time: concurrency, scheduling gaps and
-        trial start-up are all in it. Never less than what the slowest running trial still needs."""
+        """Seconds left, from the measured throughput (trials finished plus the fraction of an average
+        trial each running one has done, per second of wall time): concurrency, scheduling gaps and trial
+        start-up are all in it. Measured over the last ``2k`` trials' ends, so it follows a cluster whose
+        load changes. Never less than what the slowest running trial still needs."""
         if not self.durations:
             return None
         avg = sum(self.durations) / len(self.durations)
         partial = sum(min((now - s) / avg, 0.9) for s in self.started.values())
         left = max(0.0, self.n - len(self.done) - partial)
-        by_rate = left * (now - self.t0) / (len(self.durations) + partial)
+        window = 2 * self.k
+        since, count = ((self.ended_at[-window - 1], window) if len(self.ended_at) > window
+                        else (self.t0, len(self.ended_at)))
+        by_rate = left * (now - since) / (count + partial)
         floor = max((avg - (now - s) for s in self.started.values()), default=0.0)
         return max(by_rate, floor) if left > 0 else 0.0
 
@@ -83,7 +88,9 @@ class SweepProgress(Callback):
 
     def _end(self, trial: Any, kind: str) -> None:
         if trial.trial_id in self.started:
-            self.durations.append(time.time() - self.started.pop(trial.trial_id))
+            now = time.time()
+            self.durations.append(now - self.started.pop(trial.trial_id))
+            self.ended_at.append(now)
         self.done[trial.trial_id] = kind
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

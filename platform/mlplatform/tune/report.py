@@ -139,7 +139,8 @@ def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
                                   curve, margins))
     trials.sort(key=lambda t: t.start_time)
     experiment = cl.get_experiment(parent.info.experiment_id).name
-    return SweepData(parent_run_id, parent.info.experiment_id, experiment, tags.get("sweep") or parent.info.run_name or "",
+    name = tags.get("sweep") or parent.info.run_name or ""
+    return SweepData(parent_run_id, parent.info.experiment_id, experiment, name,
                      tags.get("family", ""), metric, mode, space, source, trials)
 
 
@@ -169,10 +170,14 @@ def param_importances(data: SweepData) -> tuple[dict[str, dict[str, float]], str
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not data.space:
         return {}, "no swept parameters found"
-    study = optuna.create_study(direction="minimize" if data.mode == "min" else "maximize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line in a driver's output
+    try:
+        study = optuna.create_study(direction="minimize" if data.mode == "min" else "maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     dists, skipped = _distributions(data.space), 0
     for t in data.trials:
         if t.value is None or set(t.params) != set(dists):
@@ -203,8 +208,10 @@ def param_importances(data: SweepData) -> tuple[dict[str, dict[str, float]], str
 
 
 # -- the document -------------------------------------------------------------------------------------
-def _short(key: str) -> str:
-    return key.split(".", 1)[-1]
+def _columns(keys: list[str]) -> list[str]:
+    """Table headers without the section prefix (``optim.lr`` -> ``lr``) unless that makes two alike."""
+    short = [k.split(".", 1)[-1] for k in keys]
+    return short if len(set(short)) == len(short) else keys
 
 
 def build_doc(data: SweepData, out_dir: Path) -> Doc:
@@ -217,13 +224,16 @@ def build_doc(data: SweepData, out_dir: Path) -> Doc:
     doc.p(f"Family **{data.family or '?'}**, parent run `{data.parent_run_id}` (experiment {data.experiment}), "
           f"{len(data.trials)} trials. Selection metric **{data.metric}** ({data.mode}); a trial's value is the "
           f"best {data.metric} it reached. Search space: {source_line(data)}.")
+    if not data.trials:
+        doc.p("This sweep has no trial runs (none started yet, or their runs were deleted): nothing to report.")
+        return doc
     doc.p("Outcomes: " + ", ".join(f"{LABELS[o]} {n}" for o, n in counts.items() if n) + ".")
     if best:
         doc.p(f"Best: trial `{best.trial_id}` with {data.metric} = {fmt(best.value)} (run `{best.run_id}`).")
 
     doc.h("Trials, best first")
     keys = list(data.space)
-    doc.table(["rank", "trial", data.metric, "epochs", "outcome"] + [_short(k) for k in keys] + ["stop reason"],
+    doc.table(["rank", "trial", data.metric, "epochs", "outcome"] + _columns(keys) + ["stop reason"],
               [[str(i + 1) if t.value is not None else "-", t.trial_id, fmt(t.value), str(t.epochs), t.outcome]
                + [fmt(t.params.get(k)) for k in keys] + [t.stop_reason[:90]] for i, t in enumerate(ranked)])
 
@@ -242,7 +252,8 @@ def build_doc(data: SweepData, out_dir: Path) -> Doc:
 
     doc.h("Parallel coordinates")
     doc.p(f"One line per trial across the swept parameters (log axes for log-uniform ones) to its {data.metric}; "
-          "colour = value (yellow = better; better is up on the colour bar and the objective axis), the best trial in red, trials without a value dashed grey.")
+          "colour = value (yellow = better; better is up on the colour bar and the objective axis), the best trial "
+          "in red, trials without a value dashed grey.")
     if keys:
         doc.img(rp.plot_parallel(data, out_dir / "parallel.png"), "parallel coordinates")
     else:

@@ -96,7 +96,7 @@ def _axis(spec: dict[str, Any]) -> tuple[Any, list[tuple[float, str]]]:
     lo, hi = float(spec["low"]), float(spec["high"])
     log = t == "loguniform" and lo > 0
     f = (lambda v: (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))) if log else \
-        (lambda v: (v - lo) / (hi - lo))
+        (lambda v: (v - lo) / ((hi - lo) or 1.0))
     return f, [(0.0, f"{lo:.3g}"), (1.0, f"{hi:.3g}")] + [(f(v), f"{v:.3g}") for v in _mid_ticks(lo, hi, log)]
 
 
