@@ -57,6 +57,22 @@ def sweep(work: Path, uri: str, name: str, n: int, epochs: int, **kw: Any) -> di
                             "outside_trial_per_trial": (k * wall - total) / len(dfs)}}
 
 
+def with_reuse_actors(fn: Any) -> Any:
+    """An ablation, not a platform setting: the same sweep with Tune's ``reuse_actors=True`` (trials of a
+    sweep share their worker processes, so torch/mlflow imports and the store connection are paid once
+    per process instead of once per trial). Patched in for one call only."""
+    import functools
+
+    from ray import tune
+
+    orig = tune.TuneConfig
+    tune.TuneConfig = functools.partial(orig, reuse_actors=True)
+    try:
+        return fn()
+    finally:
+        tune.TuneConfig = orig
+
+
 def bare_reference(work: Path, uri: str, epochs: int) -> dict[str, Any]:
     """The same preset in this process: per-epoch non-training time without and with MLflow logging,
     and the cost of one checkpoint save (the loop saves one every epoch)."""
@@ -140,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--tt-trials", type=int, default=6,
                    help="TorchTrainer-per-trial trials (default %(default)s: ~20 s each on 2 cores)")
     p.add_argument("--epochs", type=int, default=20, help="epochs_per_trial (default %(default)s, as hpo.py)")
+    p.add_argument("--ablate-reuse-actors", action="store_true",
+                   help="also run the function sweep with Tune's reuse_actors=True (not a platform setting)")
     a = p.parse_args(argv)
     B.start_ray()
     work = B.scratch("sweep")
@@ -152,9 +170,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fn = sweep(work, uri, "function", a.n_trials, a.epochs)
     tt = sweep(work, uri, "torchtrainer", a.tt_trials, a.epochs, workers_per_trial=2, cpus_per_worker=0.9) \
         if a.tt_trials > 0 else None
+    reuse = with_reuse_actors(lambda: sweep(work, uri, "function-reuse", a.n_trials, a.epochs)) \
+        if a.ablate_reuse_actors else None
     ref = bare_reference(work, uri, min(a.epochs, 6))
     return B.emit("sweep_overhead", {
         "goal": "function executor overhead <= 2 s per trial", "function": fn, "torchtrainer": tt, "bare": ref,
+        "ablation_function_reuse_actors": reuse,
         "ratio_torchtrainer_to_function_per_slot": B.ratio(tt["overhead_per_slot_s_per_trial"],
                                                            fn["overhead_per_slot_s_per_trial"]) if tt else None,
         "goal_met_literal": fn["overhead_literal_s_per_trial"] <= 2.0,

@@ -29,6 +29,9 @@ def test_batched_pairs_prints_one_json_line_and_both_forms_agree(bench_path, cap
     assert r["pairs"] == 3 and r["batched_s"] > 0 and r["loop_s"] > 0
     assert r["max_abs_diff"] < 1e-4  # the loop baseline computes the same outputs as the batched model
     assert {"cpu", "cores", "torch", "ray"} <= set(out["machine"])
+    import table
+
+    assert [row[0] for row in table.rows({"batched_pairs": out})] == ["5 batched pairs"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the GPU benchmark really runs")
