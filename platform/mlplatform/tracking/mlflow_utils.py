@@ -64,6 +64,19 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
             reason = getattr(e, "reason", e)
             raise ConfigError(f"MLflow tracking server {uri} is unreachable ({reason}); start it or unset "
                               f"MLFLOW_TRACKING_URI to use the local store") from None
+        # /health answers without credentials; a server with basic auth refuses the API itself
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except mlflow.exceptions.MlflowException as e:
+            code = getattr(e, "get_http_status_code", lambda: 0)()
+            text = str(e)
+            if code in (401, 403) or "401" in text or "403" in text or "Unauthorized" in text:
+                who = os.environ.get("MLFLOW_TRACKING_USERNAME")
+                raise ConfigError(f"MLflow tracking server {uri} refused the request "
+                                  f"({'as user ' + repr(who) if who else 'no credentials given'}); set "
+                                  f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None
+            raise ConfigError(f"MLflow tracking server {uri} answers /health but not its API "
+                              f"({text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__})") from None
     elif uri.startswith("sqlite:///"):
         from mlplatform.storage import check_writable
 

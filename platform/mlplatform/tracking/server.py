@@ -42,7 +42,10 @@ def stop_group(proc: subprocess.Popen, grace: float = 30.0) -> None:
 class MlflowServer:
     """``mlflow server`` on 127.0.0.1:<port> over a sqlite store, artifacts proxied through the server."""
 
-    def __init__(self, store_dir: str | Path, port: int | None = None, workers: int = 1):
+    def __init__(self, store_dir: str | Path, port: int | None = None, workers: int = 1,
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None):
+        self.extra_args = list(extra_args or [])
+        self.env = env
         self.dir = Path(store_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -58,9 +61,10 @@ class MlflowServer:
         exe = Path(sys.executable).parent / "mlflow"
         cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}",
                "--artifacts-destination", str(self.dir / "artifacts"), "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.workers)]
+               "--port", str(self.port), "--workers", str(self.workers), *self.extra_args]
+        env = {**os.environ, **self.env} if self.env else None
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.wait_healthy(timeout)
         return self
 
