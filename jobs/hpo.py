@@ -108,10 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['wall_s']:.0f}s "
           f"({summary['n_errors']} failed)")
     if "best_value" in summary:
-        from mlplatform.registry import get_family
-
-        fam = get_family(spec.family)
-        print(f"best trial   {summary['best_trial']}   {fam.selection_metric} = {summary['best_value']:.5g} ({fam.mode})")
+        print(f"best trial   {summary['best_trial']}   {summary['metric']} = {summary['best_value']:.5g} "
+              f"({summary['mode']})")
         for k, v in sorted(summary["best_config"].items()):
             print(f"  {k} = {v}")
         print(f"MLflow run   {summary['best_run_id']}   (parent sweep run {summary['parent_run_id']})")

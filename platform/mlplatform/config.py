@@ -309,6 +309,24 @@ class TrainSection:
     guard_action: Literal["flag", "stop"] = F("flag", help="flag the run, or stop it (sweeps use stop)")
     amp: Literal["auto", "off", "bf16", "fp16"] = F("auto", help="autocast on GPU; auto = bf16 where supported")
     num_threads: int = F(0, ge=0, help="torch threads per worker; 0 = the CPUs Ray gave this worker")
+    # selection contract (mlplatform.integrity.contracts): empty = the family's declared selection metric
+    selection_metric: str = F("", help="checkpoint-selection and sweep metric, e.g. val/nmse_blend; empty = the "
+                                       "family's; refused if undeclared, exploitable or of the wrong direction")
+    selection_mode: Literal["", "min", "max"] = F("", help="direction of selection_metric; empty = the declared one")
+    # loss-integrity checks at validation (mlplatform.integrity)
+    val_set: Literal["frozen", "fresh"] = F("frozen", help="frozen: validation items made once per (config, seed), "
+                                            "hashed and reused by every trial; fresh: redrawn per call (seed 004's "
+                                            "bug, kept to test that the alarm catches it)")
+    frozen_val_artifact_mb: float = F(64.0, ge=0.0, help="log the frozen validation set as an MLflow artifact "
+                                                         "when smaller than this (its hash is always logged)")
+    integrity: bool = F(True, help="score trivial baselines and reliance probes at every validation")
+    alarms: bool = F(True, help="exploit alarms: divergence, reliance collapse, validation set changed")
+    alarm_window: int = F(3, ge=2, help="validations a loss component must keep falling over")
+    alarm_patience: int = F(1, ge=1, help="consecutive validations an alarm condition must hold before it fires")
+    alarm_warmup_epochs: int = F(2, ge=0, help="epochs before divergence/reliance alarms are checked")
+    alarm_metric_tol: float = F(0.01, ge=0.0, help="relative worsening of the selection metric (or a margin) "
+                                                   "over the window that counts as 'worse'")
+    alarm_min_reliance: float = F(0.0, help="a probe's val/reliance_<name> at or below this is a collapse signal")
     inject_nan_at_step: int = F(-1, ge=-1, help="fault injection for tests/drills: make the loss NaN at this "
                                                 "optimizer step; -1 = never")
     inject_crash_at_step: int = F(-1, ge=-1, help="fault drill: the worker process dies at this optimizer step, "

@@ -62,6 +62,36 @@ class GuardSpec:
 
 
 @dataclass(frozen=True)
+class MetricSpec:
+    """A metric's contract: its direction, what it means, and whether selecting on it can be gamed.
+
+    ``exploitable``: the metric contains a term the optimiser can lower without the output getting
+    better (a negative reward, a swept weight): selection refuses it (``mlplatform.integrity.contracts``).
+    """
+
+    mode: Literal["min", "max"]
+    meaning: str
+    exploitable: str = ""  # why it is exploitable; empty = safe to select on
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A reliance probe: re-evaluate a validation batch with one mechanism switched off.
+
+    ``run(model, batch, terms, ctx)`` returns per-sample values of the selection metric (and optionally
+    more) with the mechanism off. ``versus`` says what the probe is compared with to give
+    ``val/reliance_<name>`` (signed so that positive = the network / the mechanism contributes):
+    ``"model"`` (the model with the mechanism on) or ``"baseline:<name>"`` (a trivial baseline).
+    """
+
+    name: str
+    run: Callable[[torch.nn.Module, Any, Any, "StepContext"], dict[str, torch.Tensor]]
+    versus: str = "model"
+    meaning: str = ""
+    collapse: bool = True  # reliance <= train.alarm_min_reliance is a collapse signal
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     config_cls: type[Config]
@@ -81,6 +111,13 @@ class Family:
     # the litmus job's per-step schedule (default: epoch 0's schedule) and the overfit job's pass rule
     litmus_schedule: Callable[[Config, int, int], dict[str, float]] | None = None
     overfit: tuple[str, str, float, tuple[str, ...]] | None = None  # (metric, "<" or ">", threshold, overrides)
+    # metric contracts (direction, meaning, exploitable?): must declare the selection metric
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    # trivial solutions the losses could drift to, scored at every validation on the same batch:
+    # (model, batch, terms, ctx) -> {baseline name: {metric: per-sample values}}; must include the
+    # selection metric (without "val/") so val/margin_<name> can be computed
+    baselines: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
+    probes: tuple[Probe, ...] = ()
     description: str = ""
 
 

@@ -19,10 +19,13 @@ from typing import Any, Protocol
 import torch
 
 from mlplatform.config import flatten
-from mlplatform.registry import DataContext, Family, StepContext, get_family
+from mlplatform.integrity.contracts import check_contract
+from mlplatform.integrity.frozen import freeze_validation, log_frozen
+from mlplatform.integrity.monitor import Monitor, fresh_state
+from mlplatform.registry import DataContext, StepContext, get_family
 from mlplatform.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
-from mlplatform.train.checkpoint import isolated_rng
 from mlplatform.train.terms import LossBoundError
+from mlplatform.train.validation import to_device, validate  # noqa: F401 - re-exported for jobs and tests
 
 
 class Reporter(Protocol):
@@ -52,53 +55,12 @@ def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> Any:
     return None
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
 def is_better(value: float, best: float | None, mode: str) -> bool:
     if not math.isfinite(value):
         return False
     if best is None:
         return True
     return value < best if mode == "min" else value > best
-
-
-def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: int, step: int,
-             schedule: dict[str, float], device: torch.device, family_state: dict) -> dict[str, float]:
-    """Deterministic validation: fixed seed per call, caller's RNG restored, same loss weights.
-
-    The loss is the family's ``compute_loss`` with the run's config: there is no second code path
-    with its own default weights (seed 004, Change 3).
-    """
-    was_training = model.training
-    model.eval()
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    with torch.no_grad(), isolated_rng(cfg.train.val_seed):
-        for i, batch in enumerate(data.val_batches()):
-            if i >= cfg.train.val_batches:
-                break
-            batch = to_device(batch, device)
-            ctx = StepContext(cfg, epoch, step, False, schedule, device, family_state)
-            terms = fam.compute_loss(model, batch, ctx)
-            for k, v in terms.check(step).items():
-                sums[k] += v
-                counts[k] += 1
-            for k, t in fam.evaluate(model, batch, terms, ctx).items():
-                t = torch.as_tensor(t).detach().float().flatten()
-                if t.numel():
-                    sums[k] += float(t.sum())
-                    counts[k] += t.numel()
-    model.train(was_training)
-    means = {k: sums[k] / counts[k] for k in sums if counts[k] > 0}
-    return {f"val/{k}": v for k, v in fam.finalize_metrics(means).items()}
 
 
 def _amp(cfg: Any, device: torch.device) -> tuple[bool, torch.dtype]:
@@ -128,6 +90,7 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
 
     fam = get_family(opts["family"])
     cfg = fam.config_cls.from_dict(opts["cfg"])
+    sel_metric, sel_mode = check_contract(fam, cfg)  # jobs check this before Ray starts; belt and braces
     rank, world = reporter.rank, reporter.world_size
     use_cuda = torch.cuda.is_available() and opts.get("use_gpu", True)
     device = torch.device(f"cuda:{reporter.local_rank}" if use_cuda else "cpu")
@@ -143,10 +106,10 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     seed_everything(cfg.train.seed)
     model = fam.build_model(cfg).to(device)
     data = fam.build_datasets(cfg, DataContext(rank, world, device))
+    data, val_record = freeze_validation(fam, cfg, data, log=print if verbose else (lambda *_: None))
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
-    loop: dict[str, Any] = {"epoch": 0, "step": 0, "best": None, "best_epoch": -1, "bad_vals": 0,
-                            "guards": {}, "flagged": []}
+    loop: dict[str, Any] = {"epoch": 0, "step": 0, "best": None, "best_epoch": -1, "bad_vals": 0, **fresh_state()}
 
     ckpt = reporter.latest_checkpoint()
     explicit = ckpt is None and bool(opts.get("resume_from"))
@@ -163,7 +126,7 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
         loop = payload["loop"]
         if explicit:
             # a new run from an old checkpoint: keep weights and step, forget selection history
-            loop.update(best=None, best_epoch=-1, bad_vals=0, guards={}, flagged=[])
+            loop.update(best=None, best_epoch=-1, bad_vals=0, **fresh_state())
         set_rng_state(payload["rng"])
         if verbose:
             how = "fresh optimizer and scheduler (--reset-optimizer)" if fresh_optim else "optimizer restored"
@@ -177,8 +140,10 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     logger = RunLogger(opts["mlflow_run_id"], opts.get("tracking_uri")) if (rank == 0 and opts.get("mlflow_run_id")) else None
     if logger is not None:
         logger.log_params(flatten(cfg))
-        logger.set_tags({"family": fam.name, "selection_metric": fam.selection_metric, "selection_mode": fam.mode,
+        logger.set_tags({"family": fam.name, "selection_metric": sel_metric, "selection_mode": sel_mode,
                          "executor": opts.get("executor", "local"), "world_size": world})
+        # in a sweep the driver attaches the frozen set once to the parent run; trials tag its hash
+        log_frozen(logger, val_record, cfg.train.frozen_val_artifact_mb, with_file=not opts.get("val_set_logged"))
         if loop["epoch"] == 0:
             import yaml
             logger.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/resolved_config.yaml")
@@ -189,7 +154,7 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     scaler = torch.amp.GradScaler("cuda") if (use_amp and amp_dtype == torch.float16) else None
     # families may log their own artifacts/tags (plots, codec provenance) through the rank-0 logger
     family_state: dict[str, Any] = {"rank": rank, "verbose": verbose, "logger": logger, "work_dir": str(work_dir)}
-    guards = fam.guards(cfg)
+    monitor = Monitor(fam, cfg, fam.guards(cfg), sel_metric, sel_mode)
     stop_reason = "completed"
     status = "FINISHED"
     metrics: dict[str, Any] = {}
@@ -197,7 +162,7 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     def finish(reason: str, st: str) -> None:
         if logger is not None:
             logger.set_tags({"stop_reason": reason, "best_epoch": loop["best_epoch"] + 1,
-                             f"best/{fam.selection_metric}": loop["best"]})
+                             f"best/{sel_metric}": loop["best"]})
             logger.end(st)
 
     try:
@@ -253,29 +218,23 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             last = epoch == cfg.train.epochs - 1
             stop = False
             if (epoch + 1) % cfg.train.val_every == 0 or last:
-                metrics.update(validate(fam, model, data, cfg, epoch, loop["step"], sched, device, family_state))
-                value = metrics.get(fam.selection_metric)
+                info: dict[str, Any] = {}
+                metrics.update(validate(fam, model, data, cfg, epoch, loop["step"], sched, device, family_state, info))
+                value = metrics.get(sel_metric)
                 if value is None:
-                    raise KeyError(f"family {fam.name} did not produce its selection metric {fam.selection_metric}")
-                improved = is_better(value, loop["best"], fam.mode)
+                    raise KeyError(f"family {fam.name} did not produce its selection metric {sel_metric}")
+                improved = is_better(value, loop["best"], sel_mode)
                 if improved:
                     loop.update(best=value, best_epoch=epoch, bad_vals=0)
                 else:
                     loop["bad_vals"] += 1
-                for g in guards:
-                    if g.metric in metrics:
-                        cnt = loop["guards"].get(g.name, 0) + 1 if g.violated(metrics[g.metric]) else 0
-                        loop["guards"][g.name] = cnt
-                        metrics[f"guard/{g.name}"] = cnt
-                        if cnt >= cfg.train.guard_patience and g.name not in loop["flagged"]:
-                            loop["flagged"].append(g.name)
-                            msg = (f"{g.metric}={metrics[g.metric]:.4g} outside [{g.lo}, {g.hi}] for {cnt} "
-                                   f"validations: {g.reason}")
-                            print(f"[{label}] GUARD {g.name} fired: {msg}", flush=True)
-                            if logger is not None:
-                                logger.set_tags({f"guard.{g.name}": msg, "flagged": "true"})
-                            if cfg.train.guard_action == "stop":
-                                stop, stop_reason, status = True, f"guard:{g.name}: {msg}", "KILLED"
+                for ev in monitor.update(loop, metrics, epoch, info["digest"], info["optimised"]):
+                    kind, name = ev.name.split(":", 1)
+                    print(f"[{label}] {kind.upper()} {name} fired: {ev.message}", flush=True)
+                    if logger is not None:
+                        logger.set_tags({f"{kind}.{name}": ev.message[:4000], "flagged": "true"})
+                    if cfg.train.guard_action == "stop" and not stop:
+                        stop, stop_reason, status = True, f"{ev.name}: {ev.message}", "KILLED"
                 if cfg.train.early_stop_patience and loop["bad_vals"] >= cfg.train.early_stop_patience and not stop:
                     stop, stop_reason = True, f"early_stop: no improvement in {loop['bad_vals']} validations"
             else:
@@ -283,7 +242,7 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
             loop["epoch"] = epoch + 1
             metrics["epoch"] = epoch + 1
             if loop["best"] is not None:
-                metrics[f"best/{fam.selection_metric}"] = loop["best"]
+                metrics[f"best/{sel_metric}"] = loop["best"]
 
             ckpt_dir = None
             if rank == 0:
@@ -300,7 +259,8 @@ def run_training(opts: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
                 logger.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch + 1)
             if verbose:
                 shown = [f"{k}={v:.4g}" for k, v in metrics.items()
-                         if k.startswith(("train/loss", "val/", "train/beta")) and isinstance(v, float)][:8]
+                         if k.startswith(("train/loss", "val/", "train/beta")) and isinstance(v, float)
+                         and not k.startswith(("val/baseline_", "val/probe_"))][:8]
                 print(f"[{label}] epoch {epoch + 1}/{cfg.train.epochs} " + "  ".join(shown)
                       + f"  ({metrics['sys/epoch_time_s']:.2f}s)", flush=True)
             final = stop or last

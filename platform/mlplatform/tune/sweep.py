@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.config import ConfigError
-from mlplatform.registry import build_config, get_family
+from mlplatform.integrity.contracts import check_contract, selection
+from mlplatform.registry import DataContext, build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.search_space import default_path, load_search_space
 
@@ -67,8 +68,14 @@ def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
     base = build_config(spec.family, spec.preset, list(spec.overrides) + [
         f"train.epochs={spec.epochs_per_trial}", f"train.early_stop_patience={spec.early_stop_patience}",
         "train.val_every=1", "train.guard_action=stop"])
+    metric, mode = selection(fam, base)
     space = load_search_space(spec.space_file or default_path(spec.family), spec.space, base, spec.family,
-                              fam.selection_metric, fam.mode)
+                              metric, mode)
+    fixed = sorted(set(space.params) & {"train.selection_metric", "train.selection_mode", "train.val_set"})
+    if fixed:
+        raise ConfigError(f"{space.path}: {', '.join(fixed)} cannot be swept: every trial must be selected by one "
+                          "rule on one validation set")
+    check_contract(fam, base, space.metric, space.mode)  # Tune metric = selection metric, declared, not exploitable
     return fam, base, space
 
 
@@ -133,7 +140,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
         exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
         parent = cl.create_run(exp_id, run_name=spec.name, tags={
             "sweep": spec.name, "family": fam.name, "space": spec.space, "kind": "sweep",
-            "selection_metric": fam.selection_metric, "selection_mode": fam.mode}).info.run_id
+            "selection_metric": space.metric, "selection_mode": space.mode}).info.run_id
         logger = mu.RunLogger(parent, uri)
         logger.log_params({"sweep.n_trials": spec.n_trials, "sweep.epochs_per_trial": spec.epochs_per_trial,
                            "sweep.space": spec.space, "sweep.preset": spec.preset, "sweep.seed": spec.seed,
@@ -149,6 +156,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
             retire_orphan_runs(cl, exp_id, parent, sweep_dir)
         if fam.prepare_data is not None:
             fam.prepare_data(base_cfg)  # once, on the driver, before any trial
+        freeze_for_trials(fam, base_cfg, None if resume else logger)
         results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume)
     except BaseException as e:
         # never leave the parent RUNNING; an interrupted sweep is continued with --resume
@@ -157,7 +165,27 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
                               {"stop_reason": "interrupted (continue with --resume)" if interrupted
                                else f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"})
         raise
-    return summarize(results[0], fam, spec, cl, uri, exp_id, parent, results[1])
+    summary = summarize(results[0], space, spec, cl, uri, exp_id, parent, results[1])
+    try:
+        from mlplatform.tune.report import write_sweep_report
+
+        summary["report_dir"] = str(write_sweep_report(uri, parent, sweep_dir / "report"))
+        print(f"[sweep] report: {summary['report_dir']}/report.md (MLflow run {parent}: report/report.html)", flush=True)
+    except Exception as e:  # noqa: BLE001 - a report failure must not fail a finished sweep
+        print(f"[sweep] could not write the sweep report ({type(e).__name__}: {e}); rerun: python jobs/report.py "
+              f"--experiment {spec.experiment or fam.name} --parent {parent}", flush=True)
+    return summary
+
+
+def freeze_for_trials(fam: Any, base_cfg: Any, logger: Any) -> None:
+    """Make the frozen validation set once on the driver and attach it (with its hash) to the parent run;
+    every trial with the same data config reads the same file and tags the same hash."""
+    from mlplatform.integrity.frozen import freeze_validation, log_frozen
+
+    if base_cfg.train.val_set != "frozen":
+        return
+    _, record = freeze_validation(fam, base_cfg, fam.build_datasets(base_cfg, DataContext()))
+    log_frozen(logger, record, base_cfg.train.frozen_val_artifact_mb)
 
 
 def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> None:
@@ -194,14 +222,15 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
                  "experiment_id": exp_id, "sweep_name": spec.name, "storage_path": str(storage),
                  "workers_per_trial": spec.workers_per_trial, "cpus_per_trial": spec.cpus_per_worker,
                  "cpus_per_worker": spec.cpus_per_worker, "gpus_per_worker": spec.gpus_per_worker,
-                 "verbose": False, "executor": "tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer"}
+                 "verbose": False, "executor": "tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer",
+                 "val_set_logged": True}
     trainable = _trainable(spec, base_opts)
-    progress = SweepProgress(fam.selection_metric, fam.mode, spec.n_trials, k)
+    progress = SweepProgress(space.metric, space.mode, spec.n_trials, k)
     closer = MlflowTrialCloser(uri, exp_id, parent)
     print(f"[sweep] {spec.name}: {spec.n_trials} trials of {fam.name} ({spec.preset} preset, {spec.epochs_per_trial} "
           f"epochs max, space '{spec.space}' with {len(space.params)} params), {k} at a time; "
           f"OptunaSearch(seed={spec.seed}) + ASHA(grace={spec.grace_period}, rf={spec.reduction_factor}); "
-          f"selection {fam.selection_metric} ({fam.mode})", flush=True)
+          f"selection {space.metric} ({space.mode})", flush=True)
     # per-epoch checkpoints of short trials trip Tune's snapshot-frequency warning; it is expected here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     t0 = time.time()
@@ -213,7 +242,7 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
             trainable,
             param_space=space.tune_domains(),
             tune_config=tune.TuneConfig(
-                metric=fam.selection_metric, mode=fam.mode, num_samples=spec.n_trials,
+                metric=space.metric, mode=space.mode, num_samples=spec.n_trials,
                 search_alg=(OptunaSearch(seed=spec.seed) if spec.search == "tpe"
                             else OptunaSearch(sampler=RandomSampler(seed=spec.seed))),
                 scheduler=(ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
@@ -233,24 +262,26 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     return results, time.time() - t0
 
 
-def summarize(results: Any, fam: Any, spec: SweepSpec, cl: Any, uri: str, exp_id: str, parent: str,
+def summarize(results: Any, space: Any, spec: SweepSpec, cl: Any, uri: str, exp_id: str, parent: str,
               wall: float) -> dict[str, Any]:
+    metric, mode = space.metric, space.mode
     n_err = sum(1 for r in results if r.error is not None)
     try:
-        best = results.get_best_result(metric=fam.selection_metric, mode=fam.mode, scope="all")
+        best = results.get_best_result(metric=metric, mode=mode, scope="all")
     except RuntimeError:
         best = None
     summary: dict[str, Any] = {"n_trials": len(results), "n_errors": n_err, "wall_s": wall,
-                               "parent_run_id": parent, "experiment_id": exp_id, "tracking_uri": uri}
+                               "parent_run_id": parent, "experiment_id": exp_id, "tracking_uri": uri,
+                               "metric": metric, "mode": mode}
     logger = mu.RunLogger(parent, uri)
     if best is not None and best.metrics_dataframe is not None:
         df = best.metrics_dataframe
-        col = df[fam.selection_metric]
-        value = float(col.min() if fam.mode == "min" else col.max())
+        col = df[metric]
+        value = float(col.min() if mode == "min" else col.max())
         trial_id = best.metrics.get("trial_id")
         run_id = mu.find_run(cl, exp_id, {"trial_id": trial_id, mu.PARENT_TAG: parent}) if trial_id else None
         summary.update(best_trial=trial_id, best_value=value, best_config=best.config, best_run_id=run_id)
-        logger.log_metrics({f"best/{fam.selection_metric}": value, "sweep/n_errors": n_err, "sweep/wall_s": wall},
+        logger.log_metrics({f"best/{metric}": value, "sweep/n_errors": n_err, "sweep/wall_s": wall},
                            step=0)
         logger.set_tags({"best_trial": trial_id, "best_run_id": run_id or ""})
     logger.end("FINISHED")

@@ -24,7 +24,7 @@ from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, di
                                                   per_pair_mean, ratio_diversity_loss, reconstruction_loss)
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
 from mlplatform.families.creative.plots import log_plot, window_plot
-from mlplatform.registry import Family, GuardSpec, StepContext
+from mlplatform.registry import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import NONNEG, LossTerms, bounded
 
 
@@ -52,20 +52,30 @@ def build_model(cfg: C.CreativeConfig) -> torch.nn.Module:
                                        m.tonality_kernel, m.agent_hidden, m.agent_kernel)
 
 
-def forward_and_losses(model: torch.nn.Module, x_in: torch.Tensor, x_tgt: torch.Tensor, cfg: C.CreativeConfig,
-                       codec: Codec, with_recon_grad: bool = True) -> dict[str, Any]:
-    """One forward of all pairs and every loss ingredient (shared by training, validation and inference)."""
-    out = model(x_in, x_tgt)
-    b, p, c, w = out["output"].shape
-    flat = {k: out[k].reshape(b * p, c, w) for k in ("output", "window_input", "window_target", "original_input")}
+def score_outputs(output: torch.Tensor, window_input: torch.Tensor, window_target: torch.Tensor,
+                  original_input: torch.Tensor, cfg: C.CreativeConfig, codec: Codec,
+                  with_recon_grad: bool = True) -> dict[str, Any]:
+    """Agent parts, weighted agent loss and reconstruction per item for outputs [B, P, C, W] (the model's,
+    or a trivial baseline's: the same scoring serves both)."""
+    b, p, c, w = output.shape
+    flat = [t.reshape(b * p, c, w) for t in (output, window_input, window_target, original_input)]
     lc = cfg.loss
-    parts = agent_loss_parts(flat["output"], flat["window_input"], flat["window_target"])
+    parts = agent_loss_parts(flat[0], flat[1], flat[2])
     per_item = lc.rhythm_weight * parts["rhythm"] + lc.harmony_weight * parts["harmony"] + lc.timbre_weight * parts["timbre"]
     crop = codec.frames(lc.recon_crop_s) if lc.recon_crop_s > 0 else w
-    o, r = crop_pair(flat["output"], flat["original_input"], crop)
+    o, r = crop_pair(flat[0], flat[3], crop)
     with torch.set_grad_enabled(torch.is_grad_enabled() and with_recon_grad):
         recon = reconstruction_loss(codec.decode, o, r)  # [B·P]
-    return {"out": out, "parts": parts, "agent_items": per_item.view(b, p), "recon_items": recon.view(b, p)}
+    return {"parts": parts, "agent_items": per_item.view(b, p), "recon_items": recon.view(b, p)}
+
+
+def forward_and_losses(model: torch.nn.Module, x_in: torch.Tensor, x_tgt: torch.Tensor, cfg: C.CreativeConfig,
+                       codec: Codec, with_recon_grad: bool = True, ablate: bool = False) -> dict[str, Any]:
+    """One forward of all pairs and every loss ingredient (shared by training, validation and inference)."""
+    out = unwrap(model)(x_in, x_tgt, ablate=True) if ablate else model(x_in, x_tgt)
+    scores = score_outputs(out["output"], out["window_input"], out["window_target"], out["original_input"], cfg,
+                           codec, with_recon_grad)
+    return {"out": out, **scores}
 
 
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
@@ -145,6 +155,42 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     return m
 
 
+def _selection_items(f: dict[str, Any]) -> torch.Tensor:
+    """Per item: mean over pairs of agent + reconstruction (val/selection_loss's per-item value)."""
+    return f["agent_items"].mean(1) + f["recon_items"].mean(1)
+
+
+def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """Passthrough of the (compressed) input window and of the target window, scored like the model."""
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    codec = get_codec(cfg, ctx.state, ctx.device)
+    out = terms.outputs["out"]
+    res = {}
+    for name, key in (("passthrough_input", "window_input"), ("passthrough_target", "window_target")):
+        f = score_outputs(out[key], out["window_input"], out["window_target"], out["original_input"], cfg, codec)
+        res[name] = {"selection_loss": _selection_items(f)}
+    return res
+
+
+def probe_fixed_windows(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    """Ratios forced to 1.0 and tonality to 0: what do the adaptive windows contribute?"""
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    f = forward_and_losses(model, batch["input"], batch["target"], cfg, get_codec(cfg, ctx.state, ctx.device),
+                           ablate=True)
+    return {"selection_loss": _selection_items(f)}
+
+
+METRICS = {
+    "val/selection_loss": MetricSpec("min", "agent + reconstruction per item, fixed unit weights, no diversity term"),
+    "val/agent": MetricSpec("min", "weighted rhythm/harmony/timbre agent loss, mean over pairs"),
+    "val/reconstruction": MetricSpec("min", "MSE of decode(output) vs decode(uncompressed input window)"),
+    "val/ratio_diversity": MetricSpec("min", "-(var ratio_in + var ratio_tgt) across pairs", exploitable=(
+        "pushing the ratios apart lowers it without any output getting better (seed 000's over-diversify case)")),
+    "val/loss": MetricSpec("min", "weighted training loss", exploitable=(
+        "it contains the negative ratio-diversity term and weights a sweep varies")),
+}
+
+
 def guards(cfg: C.CreativeConfig) -> list[GuardSpec]:
     return [GuardSpec("ratio_spread", "val/ratio_spread_checked", lo=cfg.loss.ratio_spread_min,
                       reason="ratios collapsed: the pairs use (nearly) the same compression ratio (seed 000); "
@@ -163,5 +209,10 @@ FAMILY = Family(
     mode="min",
     prepare_data=D.prepare_data,
     guards=guards,
+    metrics=METRICS,
+    baselines=baselines,
+    probes=(Probe("fixed_windows", probe_fixed_windows, versus="model", collapse=False,
+                  meaning="with ratios 1.0 and no tonality reduction the outputs score the same: the adaptive "
+                          "windows contribute nothing"),),
     description="adaptive-window creative agent on EnCodec latents, with ratio supervision",
 )

@@ -152,9 +152,12 @@ class AdaptiveWindowCreativeAgent(nn.Module):
         self.tonality_target = TonalityReducer(dim, tonality_kernel)
         self.agent = CompositionalCreativeAgent(dim, agent_hidden, agent_kernel)
 
-    def forward(self, x_in: torch.Tensor, x_tgt: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x_in: torch.Tensor, x_tgt: torch.Tensor, ablate: bool = False) -> dict[str, torch.Tensor]:
         """Shape: x_in [B, C, T_in], x_tgt [B, C, T_tgt] ->
         output / window_input / window_target / original_input [B, P, C, W], and [B, P] selector params.
+
+        ``ablate``: every ratio forced to 1.0 and every tonality strength to 0 (the reliance probe: what
+        do the adaptive ratios and the tonality reduction contribute?).
 
         ``original_input`` is the UNCOMPRESSED input window at the predicted start (ratio 1): the
         reference of seed 000's reconstruction loss.
@@ -164,6 +167,12 @@ class AdaptiveWindowCreativeAgent(nn.Module):
         b, c, _ = x_in.shape
         p, w = self.num_pairs, self.window_frames
         prm = self.selector(x_in, x_tgt, w)
+        if ablate:  # same start fractions, re-clamped for ratio 1 so the window stays inside the clip
+            one = torch.ones_like(prm["ratio_input"])
+            prm = {**prm, "ratio_input": one, "ratio_target": one,
+                   "tonality_strength": torch.zeros_like(prm["tonality_strength"]),
+                   "start_input": prm["start_frac_input"] * max(0.0, x_in.shape[-1] - w),
+                   "start_target": prm["start_frac_target"] * max(0.0, x_tgt.shape[-1] - w)}
 
         def fold(x: torch.Tensor) -> torch.Tensor:  # [B, C, T] -> [B·P, C, T]: pairs become batch items
             return x[:, None].expand(b, p, *x.shape[1:]).reshape(b * p, *x.shape[1:])

@@ -21,6 +21,8 @@ class RiscovLoss:
     eps: float = F(1e-12, gt=0.0, help="NMSE denominator epsilon")
     curriculum: bool = F(False, help="anneal lam_cov_pred from curriculum_pred_start over the β warmup")
     curriculum_pred_start: float = F(0.2, ge=0.0)
+    beta_safety: bool = F(True, help="β >= 0.999 raises lam_cov_pred to >= 0.2·lam_cov (seed 003); false only to "
+                                     "reproduce the failure the reliance alarm must catch")
 
 
 @dataclass

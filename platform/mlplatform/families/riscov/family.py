@@ -11,7 +11,7 @@ from mlplatform.families.riscov import data as D
 from mlplatform.families.riscov.losses import blend, effective_weights, nmse, nmse_parts
 from mlplatform.families.riscov.metrics import doa_sq_error, music_doa
 from mlplatform.families.riscov.model import CovEstimator
-from mlplatform.registry import Family, StepContext
+from mlplatform.registry import Family, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import LossTerms
 
 
@@ -103,6 +103,40 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     }
 
 
+def trace_identity(r_samp: torch.Tensor) -> torch.Tensor:
+    """The identity-scaled trace tr(R_samp)/N · I: a covariance that knows only the total power."""
+    n = r_samp.shape[-1]
+    tr = torch.diagonal(r_samp, dim1=-2, dim2=-1).sum(-1).real / n
+    eye = torch.eye(n, dtype=r_samp.dtype, device=r_samp.device)
+    return tr[:, None, None].to(r_samp.dtype) * eye
+
+
+def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """Trivial covariances the blend could drift to, scored on the selection metric."""
+    cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
+    w, eps, r_true = cfg.loss.diag_weight, cfg.loss.eps, batch["r_true"]
+    return {"samp": {"nmse_blend": nmse(batch["r_samp"], r_true, w, eps)},
+            "trace": {"nmse_blend": nmse(trace_identity(batch["r_samp"]), r_true, w, eps)}}
+
+
+def probe_beta0(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    """β forced to 0: R_blend = R_pred, the network alone (no new forward: R_pred is β-independent)."""
+    cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
+    return {"nmse_blend": nmse(terms.outputs["r_pred"], batch["r_true"], cfg.loss.diag_weight, cfg.loss.eps)}
+
+
+METRICS = {
+    "val/nmse_blend": MetricSpec("min", "NMSE of R_blend = (1-β)R_pred + βR_samp vs R_true (what inference uses)"),
+    "val/nmse_pred": MetricSpec("min", "NMSE of the network's R_pred alone"),
+    "val/nmse_samp": MetricSpec("min", "NMSE of the sample covariance (the classical estimate)"),
+    "val/doa_rmse_deg": MetricSpec("min", "MUSIC DOA RMSE in degrees on R_blend"),
+    "val/doa_rmse_deg_samp": MetricSpec("min", "MUSIC DOA RMSE in degrees on R_samp"),
+    "val/loss": MetricSpec("min", "weighted training loss", exploitable=(
+        "it is lam_cov·NMSE(R_blend) + lam_cov_pred·NMSE(R_pred) with weights the sweep varies and β-scheduled "
+        "blending: lowering a weight or hiding behind R_samp lowers it without a better estimate")),
+}
+
+
 def finalize_metrics(m: dict[str, float]) -> dict[str, float]:
     out = dict(m)
     if "doa_sq_blend" in out:
@@ -134,5 +168,10 @@ FAMILY = Family(
     finalize_metrics=finalize_metrics,
     litmus_schedule=litmus_schedule,
     overfit=("val/nmse_blend", "<", 0.5, ("train.epochs=30",)),
+    metrics=METRICS,
+    baselines=baselines,
+    probes=(Probe("beta0", probe_beta0, versus="baseline:samp",
+                  meaning="with β forced to 0, R_pred alone is no better than the sample covariance: the network "
+                          "hides behind R_samp (seed 003)"),),
     description="covariance estimator for an RIS/array receiver, R_blend = (1-β)·R_pred + β·R_samp",
 )

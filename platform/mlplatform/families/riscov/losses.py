@@ -65,7 +65,7 @@ def effective_weights(loss_cfg, beta: float, epoch: int, warmup_epochs: int) -> 
         lam_pred = loss_cfg.curriculum_pred_start + (loss_cfg.lam_cov_pred - loss_cfg.curriculum_pred_start) * frac
     else:
         lam_pred = float(loss_cfg.lam_cov_pred)
-    safety = beta >= 0.999
+    safety = beta >= 0.999 and bool(getattr(loss_cfg, "beta_safety", True))
     if safety:
         lam_pred = max(lam_pred, 0.2 * lam_cov)
     return lam_cov, lam_pred, safety

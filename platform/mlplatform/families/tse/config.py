@@ -6,6 +6,7 @@ Seed defaults: ``ta_weight=0.1``, ``target_db=-30``, ``lambda_amp=1.0`` (ratio c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from mlplatform.config import Config, ConfigError, F, OptimSection, TrainSection, section
 
@@ -27,6 +28,9 @@ class TseModel:
 class TseLoss:
     ta_weight: float = F(0.1, ge=0.0, lt=1.0, help="scene weight: (1-w)·TP terms + w·TA energy (seed: 0.1)")
     target_db: float = F(-30.0, le=0.0, help="TA energy target in dBFS; no loss and no gradient below it")
+    ta_energy_form: Literal["relu", "raw_db"] = F("relu", help="relu(energy_db - target_db) (the fix); raw_db = "
+                                                  "the seed's bug (negative dB rewards silence), kept only so a "
+                                                  "test shows the alarms catch it")
     lambda_amp: float = F(1.0, ge=0.0, help="weight of the TP amplitude anchor (seed Change 5)")
     amp_floor: float = F(0.05, gt=0.0, lt=1.0, help="rms ratio clamp in amplitude_loss")
     lambda_sisdr: float = F(1.0, gt=0.0, help="weight of the -SI-SDR separation term within TP")

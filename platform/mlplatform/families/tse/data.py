@@ -249,13 +249,16 @@ def _rms(x: np.ndarray) -> float:
 
 
 def mix_batch(rng: np.random.Generator, pool: Pool, n: int, p_ta: float, d: Any) -> dict[str, torch.Tensor]:
-    """``n`` mixtures. Returns mixture [n, T], target [n, T] (zeros in TA scenes), enroll [n, Te], tp [n] bool."""
+    """``n`` mixtures. Returns mixture [n, T], target [n, T] (zeros in TA scenes), enroll [n, Te], tp [n] bool,
+    spk [n] (the enrolled speaker's index in the pool: the enrollment-swap probe needs another speaker)."""
     seg, seg_e = int(round(d.segment_s * d.sample_rate)), int(round(d.enroll_s * d.sample_rate))
     spks, all_spk = pool.speakers, sorted(pool.interferers)
     mix, tgt, enr, tp = (np.zeros((n, seg), np.float32), np.zeros((n, seg), np.float32),
                          np.zeros((n, seg_e), np.float32), np.ones(n, bool))
+    spk_idx = np.zeros(n, np.int64)
     for b in range(n):
-        spk = spks[int(rng.integers(len(spks)))]
+        spk_idx[b] = int(rng.integers(len(spks)))
+        spk = spks[spk_idx[b]]
         t_idx = int(rng.integers(len(pool.targets[spk])))
         target = pool.targets[spk][t_idx]
         cands = [x for x in pool.enroll[spk] if x is not target]
@@ -285,7 +288,7 @@ def mix_batch(rng: np.random.Generator, pool: Pool, n: int, p_ta: float, d: Any)
         ec = _crop(rng, e, seg_e)
         enr[b] = ec * (10 ** (-25 / 20) / _rms(ec))  # enrollment at a fixed level
     return {"mixture": torch.from_numpy(mix), "target": torch.from_numpy(tgt),
-            "enroll": torch.from_numpy(enr), "tp": torch.from_numpy(tp)}
+            "enroll": torch.from_numpy(enr), "tp": torch.from_numpy(tp), "spk": torch.from_numpy(spk_idx)}
 
 
 def p_ta_at(cfg: Any, step: int) -> float:

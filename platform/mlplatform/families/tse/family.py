@@ -9,7 +9,7 @@ from mlplatform.families.tse import data as D
 from mlplatform.families.tse.losses import scene_aware_loss
 from mlplatform.families.tse.metrics import scene_metrics
 from mlplatform.families.tse.model import build
-from mlplatform.registry import Family, GuardSpec, StepContext
+from mlplatform.registry import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import LossTerms
 
 
@@ -57,6 +57,49 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     return scene_metrics(terms.outputs["est"], batch["target"], batch["mixture"], batch["tp"], ctx.cfg.loss.eps)
 
 
+def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """Silence (what the seed's raw-dB energy term rewarded) and the unprocessed mixture: selection
+    metric per TP item, and the run's own loss on that trivial output (compare with val/loss)."""
+    cfg: C.TseConfig = ctx.cfg  # type: ignore[assignment]
+    out = {}
+    for name, est in (("silence", torch.zeros_like(batch["mixture"])), ("mixture", batch["mixture"])):
+        m = scene_metrics(est, batch["target"], batch["mixture"], batch["tp"], cfg.loss.eps)
+        loss = scene_aware_loss(est, batch["target"], batch["tp"], cfg.loss, cfg.data.sample_rate).total
+        out[name] = {"si_sdr_tp": m["si_sdr_tp"], "loss": loss}
+    return out
+
+
+def other_speaker(spk: torch.Tensor) -> torch.Tensor:
+    """For each item, the index of the nearest later item (cyclically) enrolled by a different speaker
+    (itself if the whole batch is one speaker)."""
+    n = spk.shape[0]
+    idx = torch.arange(n, device=spk.device)
+    for b in range(n):
+        for k in range(1, n):
+            if spk[(b + k) % n] != spk[b]:
+                idx[b] = (b + k) % n
+                break
+    return idx
+
+
+def probe_enroll_swap(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    """The enrollment replaced by another speaker's: does the speaker condition matter?"""
+    enroll = batch["enroll"][other_speaker(batch["spk"])] if "spk" in batch else batch["enroll"].roll(1, 0)
+    est = model(batch["mixture"], enroll)
+    return {"si_sdr_tp": scene_metrics(est, batch["target"], batch["mixture"], batch["tp"], ctx.cfg.loss.eps)["si_sdr_tp"]}
+
+
+METRICS = {
+    "val/si_sdr_tp": MetricSpec("max", "SI-SDR (dB) of the estimate on target-present scenes"),
+    "val/si_sdri_tp": MetricSpec("max", "SI-SDR improvement (dB) over the mixture on target-present scenes"),
+    "val/ta_energy_db": MetricSpec("min", "output energy (dBFS) where the target is absent", exploitable=(
+        "silence minimises it: selecting on it picks the most suppressed model (seed 004)")),
+    "val/loss": MetricSpec("min", "weighted scene-aware loss", exploitable=(
+        "it contains the TA energy term, which rewards suppression, and weights a sweep varies: the 'best' "
+        "checkpoint by val loss was the most suppressed one (seed 004, Change 2)")),
+}
+
+
 def guards(cfg: C.TseConfig) -> list[GuardSpec]:
     t = cfg.train
     return [GuardSpec("rms_ratio", "val/rms_ratio", t.guard_rms_lo, t.guard_rms_hi,
@@ -77,5 +120,10 @@ FAMILY = Family(
     prepare_data=D.prepare_data,
     guards=guards,
     overfit=("val/si_sdri_tp", ">", 0.0, ()),
+    metrics=METRICS,
+    baselines=baselines,
+    probes=(Probe("enroll_swap", probe_enroll_swap, versus="model",
+                  meaning="with another speaker's enrollment the extraction is as good: the speaker condition is "
+                          "ignored"),),
     description="target-speaker extraction (mixture + enrollment -> target speech), TP/TA scenes",
 )

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from mlplatform.train.terms import NONNEG, LossTerms
+from mlplatform.train.terms import FINITE, NONNEG, LossTerms
 
 
 def _check_wave(name: str, x: torch.Tensor) -> None:
@@ -141,10 +141,11 @@ def scene_aware_loss(est: torch.Tensor, tgt: torch.Tensor, tp: torch.Tensor, los
     sep = si_sdr_loss(e_tp, t_tp, c.sisdr_cap_db, c.eps) if has_tp else None
     psl = phase_sensitive_loss(e_tp, t_tp, win, c.psl_compress, c.eps) if has_tp else None
     amp = amplitude_loss(e_tp, t_tp, c.amp_floor, c.eps) if has_tp else None
-    ta = energy_loss(e_ta, c.target_db, c.eps) if has_ta else None
+    raw = getattr(c, "ta_energy_form", "relu") == "raw_db"  # the seed's bug, on request only (a regression test)
+    ta = (energy_db(e_ta, c.eps) if raw else energy_loss(e_ta, c.target_db, c.eps)) if has_ta else None
     terms = LossTerms()
     terms.add("sep", _subset_mean(sep, est), (1.0 - w_ta) * c.lambda_sisdr, NONNEG)
     terms.add("psl", _subset_mean(psl, est), (1.0 - w_ta) * c.lambda_psl, NONNEG)
     terms.add("amp", _subset_mean(amp, est), c.lambda_amp, NONNEG)
-    terms.add("ta_energy", _subset_mean(ta, est), w_ta, NONNEG)
+    terms.add("ta_energy", _subset_mean(ta, est), w_ta, FINITE if raw else NONNEG)
     return terms

@@ -8,7 +8,7 @@ from mlplatform.families.vqvae import data as D
 from mlplatform.families.vqvae.losses import commitment, per_category_mse, per_sample_mse
 from mlplatform.families.vqvae.metrics import finalize, usage_onehots
 from mlplatform.families.vqvae.model import HierVQVAE
-from mlplatform.registry import Family, GuardSpec, StepContext
+from mlplatform.registry import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import NONNEG, LossTerms
 
 
@@ -57,6 +57,29 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     return res
 
 
+def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """The per-feature mean (of this validation batch: a constant predictor can do no better on it)."""
+    x = batch["x"]
+    return {"feature_mean": {"recon_error": per_sample_mse(x.mean(0, keepdim=True).expand_as(x), x)}}
+
+
+def level_probe(level: int):
+    def run(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Level ``level``'s codes zeroed: how much worse is the reconstruction?"""
+        x = batch["x"]
+        return {"recon_error": per_sample_mse(_inner(model)(x, drop_level=level)["recon"], x)}
+    return run
+
+
+METRICS = {
+    "val/recon_error": MetricSpec("min", "reconstruction MSE on standardised features (all levels)"),
+    "val/quality": MetricSpec("max", "1 - recon_error"),
+    "val/codebook_utilization": MetricSpec("max", "share of codes used on the validation items"),
+    "val/loss": MetricSpec("min", "recon + commitment, weighted", exploitable=(
+        "the commitment term shrinks when codes collapse and its weight is swept")),
+}
+
+
 def guards(cfg: C.VqvaeConfig) -> list[GuardSpec]:
     return [GuardSpec("codebook_utilization", "val/codebook_utilization", lo=cfg.train.min_codebook_utilization,
                       reason="codebook collapse: almost every item maps to a handful of codes (seed 002: "
@@ -76,6 +99,11 @@ FAMILY = Family(
     prepare_data=D.prepare_data,
     guards=guards,
     finalize_metrics=finalize,
+    metrics=METRICS,
+    baselines=baselines,
+    probes=tuple(Probe(f"level{i}", level_probe(i), versus="model",
+                       meaning=f"zeroing level {i}'s codes does not hurt the reconstruction: that level is dead")
+                 for i in range(3)),
     overfit=("val/recon_error", "<", 0.5, ("train.epochs=20",)),
     description="hierarchical VQ-VAE over feature categories with per-category 'auto' compression ratios",
 )

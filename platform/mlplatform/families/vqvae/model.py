@@ -43,15 +43,19 @@ class CategoryCoder(nn.Module):
         self.up = nn.ModuleList(nn.Linear(d, emb) for d in latent_dims)
         self.dec = _mlp(emb, hidden, n_features)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Shape: x [B, n_c] -> (recon [B, n_c], indices [B, 3] long, commitment [3])."""
+    def forward(self, x: torch.Tensor, drop_level: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shape: x [B, n_c] -> (recon [B, n_c], indices [B, 3] long, commitment [3]).
+
+        ``drop_level``: that level's codes are zeroed in the decoded sum (the reliance probe); the
+        residual chain is unchanged, so the other levels decode exactly what they would have."""
         r = self.enc(x)
         total = torch.zeros_like(r)
         idx, commit = [], []
-        for down, vq, up in zip(self.down, self.vq, self.up):
+        for level, (down, vq, up) in enumerate(zip(self.down, self.vq, self.up)):
             q, i, c = vq(down(r))
             u = up(q)
-            total = total + u
+            if level != drop_level:
+                total = total + u
             r = r - u
             idx.append(i.reshape(-1))
             commit.append(c.reshape(-1).sum())
@@ -74,14 +78,14 @@ class HierVQVAE(nn.Module):
     def n_features(self) -> int:
         return sum(self.sizes)
 
-    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+    def forward(self, x: torch.Tensor, drop_level: int | None = None) -> dict[str, Any]:
         """Shape: x [B, P] (P = Σ n_c, columns grouped by category) -> recon [B, P], indices [B, C, 3] long,
-        commitment [C, 3] (per category and level)."""
+        commitment [C, 3] (per category and level). ``drop_level``: see ``CategoryCoder.forward``."""
         if x.dim() != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected [B, {self.n_features}] features (categories {self.sizes}), got {tuple(x.shape)}")
         recons, idx, commits = [], [], []
         for coder, xc in zip(self.coders, x.split(self.sizes, dim=1)):
-            r, i, c = coder(xc)
+            r, i, c = coder(xc, drop_level)
             recons.append(r)
             idx.append(i)
             commits.append(c)

@@ -1,0 +1,117 @@
+"""Deterministic validation, scored beside the family's trivial baselines and reliance probes.
+
+Per batch: the family's loss (same ``compute_loss``, same config: no second code path with its own
+default weights, seed 004 Change 3), its per-sample metrics, every declared baseline (the trivial
+outputs the losses could drift to) and every reliance probe (the model with one mechanism switched
+off). After the means: ``val/margin_<baseline>`` = model minus baseline on the selection metric and
+``val/reliance_<probe>``, both signed so that positive is better.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from mlplatform.integrity.frozen import batches_digest
+from mlplatform.registry import Family, StepContext
+from mlplatform.train.checkpoint import isolated_rng
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+class _Means:
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, key: str, t: Any) -> None:
+        t = torch.as_tensor(t).detach().float().flatten()
+        if t.numel():
+            self.sums[key] += float(t.sum())
+            self.counts[key] += t.numel()
+
+    def means(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] for k in self.sums if self.counts[k] > 0}
+
+
+def signed(mode: str) -> float:
+    return 1.0 if mode == "max" else -1.0
+
+
+def derived_metrics(fam: Family, extra: dict[str, float], model_means: dict[str, float]) -> dict[str, float]:
+    """``baseline_*``/``probe_*`` means plus the margins and reliances on the family's selection metric."""
+    sel = fam.selection_metric.removeprefix("val/")
+    s = signed(fam.mode)
+    out = dict(extra)
+    if sel not in model_means:
+        return out
+    for key, v in extra.items():
+        if key.startswith("baseline_") and key.endswith(f"_{sel}"):
+            name = key[len("baseline_"):-len(sel) - 1]
+            out[f"margin_{name}"] = s * (model_means[sel] - v)
+    for p in fam.probes:
+        pv = extra.get(f"probe_{p.name}_{sel}")
+        if pv is None:
+            continue
+        if p.versus == "model":
+            out[f"reliance_{p.name}"] = s * (model_means[sel] - pv)
+        else:
+            bv = extra.get(f"baseline_{p.versus.removeprefix('baseline:')}_{sel}")
+            if bv is not None:
+                out[f"reliance_{p.name}"] = s * (pv - bv)
+    return out
+
+
+def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: int, step: int,
+             schedule: dict[str, float], device: torch.device, family_state: dict,
+             info: dict[str, Any] | None = None) -> dict[str, float]:
+    """Validation metrics (``val/...``) under a fixed seed, caller's RNG restored; ``info["digest"]`` is
+    the SHA-256 of the batches seen (the loop alarms if it ever changes) and ``info["optimised"]`` the
+    loss components with a non-zero weight."""
+    was_training = model.training
+    model.eval()
+    own, extra = _Means(), _Means()
+    seen: list[Any] = []
+    optimised: set[str] = set()
+    fresh = cfg.train.val_set == "fresh"  # seed 004's bug, on request only: no fixed seed
+    rng = contextlib.nullcontext() if fresh else isolated_rng(cfg.train.val_seed)
+    with torch.no_grad(), rng:
+        for i, batch in enumerate(data.val_batches()):
+            if i >= cfg.train.val_batches:
+                break
+            if info is not None:
+                seen.append(batch)
+            batch = to_device(batch, device)
+            ctx = StepContext(cfg, epoch, step, False, schedule, device, family_state)
+            terms = fam.compute_loss(model, batch, ctx)
+            optimised.update(n for n, w in terms.weights().items() if w != 0)
+            for k, v in terms.check(step).items():
+                own.add(k, v)
+            for k, t in fam.evaluate(model, batch, terms, ctx).items():
+                own.add(k, t)
+            if cfg.train.integrity:
+                if fam.baselines is not None:
+                    for name, mets in fam.baselines(model, batch, terms, ctx).items():
+                        for k, t in mets.items():
+                            extra.add(f"baseline_{name}_{k}", t)
+                for p in fam.probes:
+                    for k, t in p.run(model, batch, terms, ctx).items():
+                        extra.add(f"probe_{p.name}_{k}", t)
+    model.train(was_training)
+    means = own.means()
+    out = fam.finalize_metrics(means)
+    out.update(derived_metrics(fam, extra.means(), out))
+    if info is not None:
+        info["digest"] = batches_digest(seen)
+        info["optimised"] = sorted(optimised | {"loss"})
+    return {f"val/{k}": v for k, v in out.items()}
