@@ -33,7 +33,7 @@ demo: install sysdeps
 test: install sysdeps
 	$(BIN)/python -m pytest -q tests
 
-# Every benchmark in its own process (~25 min on 2 cores); JSON in benchmarks/results/latest.json,
+# Every benchmark in its own process (~30 min on 2 shared cores); JSON in benchmarks/results/latest.json,
 # the table in docs/benchmarks.md.
 bench: install sysdeps
 	$(BIN)/python benchmarks/run_all.py

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Profile of the slowest family step (tse debug: ~10x the time of a riscov step) with torch.profiler,
+"""Profile of the slowest family step (tse debug, ~0.3 s on one thread) with torch.profiler,
 and the before/after ratio of the fix it led to: ``GLN`` (global layer norm) was a mean/pow/div chain
 and is now ``group_norm`` with one group (families/tse/model.py). The "before" is that chain, patched
 back in for the comparison; both are timed in this process, interleaved, 1 thread.

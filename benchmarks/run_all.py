@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# cheapest first; the sizes keep the whole run near 25 minutes on a 2-core machine (docs/benchmarks.md)
+# cheapest first; the sizes keep the whole run near 25-30 minutes on a 2-core machine (docs/benchmarks.md)
 ORDER = ["batched_pairs", "profile_step", "latent_cache", "baselines", "step_overhead", "sweep_overhead",
          "pruning", "gpu"]
 
@@ -56,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         results[n] = run_one(n, out_dir)
         r = results[n]
         print(f"[bench] {n}: {'FAILED ' + r['failed'] if 'failed' in r else 'ok'} ({r['wall_s']:.0f} s)", flush=True)
+    latest = out_dir / "latest.json"
+    if a.only and latest.exists():  # a partial run updates its entries of the last full run
+        results = {**json.loads(latest.read_text()), **results}
     blob = json.dumps(results, indent=1)
-    (out_dir / "latest.json").write_text(blob)
+    latest.write_text(blob)
     (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(blob)
-    print(f"[bench] results: {out_dir / 'latest.json'}  (total {sum(r['wall_s'] for r in results.values()):.0f} s)")
+    print(f"[bench] results: {out_dir / 'latest.json'}  (total {sum(results[n]['wall_s'] for n in names):.0f} s)")
     import table  # this folder is on sys.path: the script's own
 
     table.main([str(out_dir / "latest.json")])

@@ -14,7 +14,10 @@ checkpointing, MLflow and Ray's report can be told apart.
 The TorchTrainer executor only exists for multi-worker trials (tune_trial runs single-worker trials as
 functions), so it runs with --workers-per-trial 2 --cpus-per-worker 0.9 (what fits 2 CPUs), k = 1.
 
-  python benchmarks/sweep_overhead.py [--n-trials 24] [--tt-trials 6] [--epochs 20]
+The TorchTrainer sweep runs FIFO with short trials (see ``main``): stopped TorchTrainer trials can leak
+their placement group in Ray 2.60 and hang the next trial on a 2-CPU cluster.
+
+  python benchmarks/sweep_overhead.py [--n-trials 24] [--tt-trials 4] [--epochs 20] [--ablate-reuse-actors]
 """
 from __future__ import annotations
 
@@ -153,9 +156,10 @@ def mlflow_pieces(cl: Any, exp: str, uri: str, cfg: Any) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-trials", type=int, default=24, help="function-executor trials (default %(default)s)")
-    p.add_argument("--tt-trials", type=int, default=6,
+    p.add_argument("--tt-trials", type=int, default=4,
                    help="TorchTrainer-per-trial trials (default %(default)s: ~20 s each on 2 cores)")
     p.add_argument("--epochs", type=int, default=20, help="epochs_per_trial (default %(default)s, as hpo.py)")
+    p.add_argument("--tt-epochs", type=int, default=4, help="epochs of each TorchTrainer trial (no ASHA there)")
     p.add_argument("--ablate-reuse-actors", action="store_true",
                    help="also run the function sweep with Tune's reuse_actors=True (not a platform setting)")
     a = p.parse_args(argv)
@@ -168,8 +172,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     prepare_data(build_config("riscov", "debug"))
     sweep(work, uri, "warmup", 2, 1)  # warm the cluster: worker processes, imports, the MLflow schema
     fn = sweep(work, uri, "function", a.n_trials, a.epochs)
-    tt = sweep(work, uri, "torchtrainer", a.tt_trials, a.epochs, workers_per_trial=2, cpus_per_worker=0.9) \
-        if a.tt_trials > 0 else None
+    # FIFO, short trials: a TorchTrainer trial stopped by ASHA can leave its workers' placement group
+    # behind (Ray 2.60), and the next trial then waits for CPUs forever; overhead is per trial anyway
+    tt = sweep(work, uri, "torchtrainer", a.tt_trials, a.tt_epochs, workers_per_trial=2, cpus_per_worker=0.9,
+               scheduler="fifo") if a.tt_trials > 0 else None
     reuse = with_reuse_actors(lambda: sweep(work, uri, "function-reuse", a.n_trials, a.epochs)) \
         if a.ablate_reuse_actors else None
     ref = bare_reference(work, uri, min(a.epochs, 6))
