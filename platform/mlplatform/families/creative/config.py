@@ -72,6 +72,11 @@ class CreativeConfig(Config):
             raise ConfigError("model.tonality_kernel and model.agent_kernel must be odd (same-length convolutions)")
         if lo.recon_crop_s > d.window_s:
             raise ConfigError(f"loss.recon_crop_s ({lo.recon_crop_s}) must be <= data.window_s ({d.window_s})")
+        if lo.diversity_weight == 0 and lo.reconstruction_weight == 0:
+            # seed 000's bug: the agent loss only sees already-compressed windows, so with neither term
+            # nothing gives the ratios a meaningful gradient (they drift to 1.0 or to random values)
+            raise ConfigError("loss.diversity_weight and loss.reconstruction_weight are both 0: nothing supervises "
+                              "the compression ratios (seed 000); set at least one > 0")
         if lo.rhythm_weight + lo.harmony_weight + lo.timbre_weight <= 0:
             raise ConfigError("loss.rhythm_weight/harmony_weight/timbre_weight: at least one must be > 0")
 

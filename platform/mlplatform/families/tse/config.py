@@ -122,6 +122,8 @@ def debug() -> TseConfig:
     c.train.epochs, c.train.steps_per_epoch, c.train.batch_size = 8, 30, 8
     c.train.val_batches, c.train.phase2_step = 6, 120
     c.optim.name, c.optim.lr = "adam", 3e-3
+    # one thread: on a shared 2-core box two spinning OpenMP threads made an epoch 20x slower (8 s -> 180 s)
+    c.train.num_threads = 1
     return c
 
 
