@@ -36,6 +36,11 @@ def rows(r: dict[str, Any]) -> Iterator[Row]:
         yield ("2 sweep overhead", f"function trials, s/trial (literal; per slot), n={fn['n_trials']}",
                f"{_f(fn['overhead_literal_s_per_trial'], 1)}; {_f(fn['overhead_per_slot_s_per_trial'], 1)}", "<= 2 s",
                _yes(fn["overhead_literal_s_per_trial"] <= 2.0))
+        ab = s.get("ablation_function_reuse_actors")
+        if ab:
+            yield ("2 sweep overhead", "ablation: function trials with reuse_actors=True (literal; per slot)",
+                   f"{_f(ab['overhead_literal_s_per_trial'], 1)}; {_f(ab['overhead_per_slot_s_per_trial'], 1)}",
+                   "<= 2 s", _yes(ab["overhead_literal_s_per_trial"] <= 2.0))
         if tt:
             yield ("2 sweep overhead", f"TorchTrainer per trial, s/trial (per slot), n={tt['n_trials']}; x function",
                    f"{_f(tt['overhead_per_slot_s_per_trial'], 1)}; {_f(s['ratio_torchtrainer_to_function_per_slot'], 1)}x",
