@@ -136,7 +136,8 @@ def ensure_env_for_workers() -> dict[str, str]:
     """Env vars every Ray worker should inherit (set on ``ray.init`` runtime_env)."""
     env = {k: v for k, v in os.environ.items()
            if k in ("MLFLOW_TRACKING_URI", "MLPLATFORM_HOME", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                    "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                    "MLPLATFORM_MLFLOW_RETRY_S", "MLPLATFORM_MIN_FREE_MB")}
     # Train v2 blocks ~2 s per report at the default health-check interval (NOTES-stack.md)
     env.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"))
     return env

@@ -125,8 +125,11 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) a sweep. Ray must be initialised. Returns a summary."""
     import ray
 
-    storage = Path(spec.storage_path or (mu.repo_root() / "ray_results")).resolve()
-    sweep_dir = storage / spec.name
+    raw = spec.storage_path or str(mu.repo_root() / "ray_results")
+    remote = "://" in raw  # s3://, gs://: Ray writes there; Path() would mangle the URI
+    storage = raw if remote else str(Path(raw).resolve())
+    # the sweep's state file and report live on the driver's disk when Ray's storage is a URI
+    sweep_dir = (mu.repo_root() / "ray_results" if remote else Path(storage)) / spec.name
     uri = mu.resolve_tracking_uri(spec.tracking_uri or None)
     cl = mu.client(uri)
     if resume:
@@ -213,7 +216,7 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
 
 
 def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
-         storage: Path, sweep_dir: Path, resume: bool) -> tuple[Any, float]:
+         storage: str, sweep_dir: Path, resume: bool) -> tuple[Any, float]:
     from ray import tune
     from optuna.samplers import RandomSampler
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
