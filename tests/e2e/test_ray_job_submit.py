@@ -9,8 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,15 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.tracking.server import free_port, stop_group as stop
+
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
@@ -48,20 +42,6 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> No
         except OSError:
             time.sleep(1)
     raise TimeoutError(f"{url} did not come up in {timeout}s")
-
-
-def stop(proc: subprocess.Popen, grace: float = 30) -> None:
-    """SIGTERM the process group we started (by its PID), then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def mlflow_api(base: str, path: str, body: dict | None = None) -> dict:

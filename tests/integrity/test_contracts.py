@@ -72,3 +72,29 @@ def test_a_space_whose_metric_disagrees_with_selection_is_refused(tmp_path, caps
                      "--set", "train.selection_metric=val/doa_rmse_deg"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "disagrees" in err
+
+
+@pytest.mark.parametrize("name", sorted(families()))
+def test_declared_metrics_baselines_and_probes_are_produced_by_a_real_validation(name, home):
+    """Declarations cannot rot: one validation of an untrained debug model yields every declared metric,
+    a margin per baseline and a reliance per probe, on the frozen set."""
+    import torch
+
+    from mlplatform.integrity.frozen import freeze_validation
+    from mlplatform.registry import DataContext
+    from mlplatform.train.validation import validate
+
+    fam = get_family(name)
+    cfg = build_config(name, "debug", ["train.val_batches=1"])
+    if fam.prepare_data is not None:
+        fam.prepare_data(cfg)
+    torch.manual_seed(0)
+    model = fam.build_model(cfg)
+    data, record = freeze_validation(fam, cfg, fam.build_datasets(cfg, DataContext()))
+    info: dict = {}
+    m = validate(fam, model, data, cfg, 0, 0, fam.schedule(cfg, 0), torch.device("cpu"), {"verbose": False}, info)
+    assert set(fam.metrics) <= set(m), set(fam.metrics) - set(m)
+    baselines = {k.split("_", 1)[1] for k in m if k.startswith("val/margin_")}
+    assert baselines, "no val/margin_<baseline>"
+    assert {f"val/reliance_{p.name}" for p in fam.probes} <= set(m)
+    assert info["digest"] == record["sha256"]  # what validation saw is exactly the frozen set

@@ -69,6 +69,18 @@ def test_debug_run_learns_to_extract_the_target(trained):
     assert any(a.path == "checkpoints/best" for a in cl.list_artifacts(trained["run_id"], "checkpoints"))
 
 
+def test_a_healthy_debug_run_is_not_flagged_and_beats_its_trivial_baselines(trained):
+    """The fixed defaults raise no alarm; by the end the model beats silence and the unprocessed mixture
+    and the speaker condition matters (another speaker's enrollment extracts worse)."""
+    run = mu.client(trained["uri"]).get_run(trained["run_id"])
+    assert not [t for t in run.data.tags if t.startswith(("alarm.", "guard."))], run.data.tags
+    assert trained["summary"]["stop_reason"] == "completed"
+    last = trained["history"][-1]
+    assert last["val/margin_silence"] > 0 and last["val/margin_mixture"] > 0
+    assert last["val/reliance_enroll_swap"] > 0
+    assert len(run.data.tags["val_set.sha256"]) == 64
+
+
 def test_validation_is_repeatable_and_uses_the_configured_ta_weight(trained):
     cfg = trained["cfg"]
     model = load_model(cfg, trained["work"] / "best")
