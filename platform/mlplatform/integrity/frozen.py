@@ -30,7 +30,7 @@ from mlplatform.train.checkpoint import isolated_rng
 VERSION = "1"
 
 
-def _feed(h: Any, obj: Any) -> None:
+def feed(h: Any, obj: Any) -> None:
     """Canonical, order-stable traversal: dict keys sorted; tensors by dtype, shape and bytes."""
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
@@ -40,21 +40,28 @@ def _feed(h: Any, obj: Any) -> None:
         h.update(b"D")
         for k in sorted(obj, key=str):
             h.update(str(k).encode())
-            _feed(h, obj[k])
+            feed(h, obj[k])
     elif isinstance(obj, (list, tuple)):
         h.update(f"L{len(obj)}".encode())
         for v in obj:
-            _feed(h, v)
+            feed(h, v)
     else:
         h.update(repr(obj).encode())
 
 
 def batches_digest(batches: Iterable[Any]) -> str:
     """SHA-256 of a sequence of batches (what a validation call saw)."""
-    h = hashlib.sha256()
+    h = new_digest()
     for b in batches:
-        _feed(h, b)
+        feed(h, b)
     return h.hexdigest()
+
+
+def new_digest() -> Any:
+    """An incremental digest: ``feed(h, batch)`` per batch gives ``batches_digest`` of the sequence."""
+    return hashlib.sha256()
+
+
 
 
 def _to_cpu(obj: Any) -> Any:

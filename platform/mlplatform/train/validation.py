@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mlplatform.integrity.frozen import batches_digest
+from mlplatform.integrity.frozen import feed, new_digest
 from mlplatform.registry import Family, StepContext
 from mlplatform.train.checkpoint import isolated_rng
 
@@ -81,7 +81,7 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     was_training = model.training
     model.eval()
     own, extra = _Means(), _Means()
-    seen: list[Any] = []
+    digest = new_digest()  # hashed as it goes: nothing extra is kept in memory
     optimised: set[str] = set()
     fresh = cfg.train.val_set == "fresh"  # seed 004's bug, on request only: no fixed seed
     rng = contextlib.nullcontext() if fresh else isolated_rng(cfg.train.val_seed)
@@ -90,7 +90,7 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
             if i >= cfg.train.val_batches:
                 break
             if info is not None:
-                seen.append(batch)
+                feed(digest, batch)
             batch = to_device(batch, device)
             ctx = StepContext(cfg, epoch, step, False, schedule, device, family_state)
             terms = fam.compute_loss(model, batch, ctx)
@@ -112,6 +112,6 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     out = fam.finalize_metrics(means)
     out.update(derived_metrics(fam, extra.means(), out))
     if info is not None:
-        info["digest"] = batches_digest(seen)
+        info["digest"] = digest.hexdigest()
         info["optimised"] = sorted(optimised | {"loss"})
     return {f"val/{k}": v for k, v in out.items()}
