@@ -1,5 +1,4 @@
 """The shared loop: exact resume, deterministic validation, --reset-optimizer, loss bounds, stopping."""
-import math
 from pathlib import Path
 
 import pytest

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import analyze_compression
 import compare_compression
 import diagnose

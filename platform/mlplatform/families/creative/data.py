@@ -25,7 +25,7 @@ from mlplatform.config import ConfigError
 from mlplatform.data import cache
 from mlplatform.data import music
 from mlplatform.data.batching import iterate
-from mlplatform.data.codec import file_digest, load_codec
+from mlplatform.data.codec import load_codec
 from mlplatform.registry import DataContext, Datasets
 from mlplatform.tracking.mlflow_utils import repo_root
 
