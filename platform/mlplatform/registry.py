@@ -1,162 +1,51 @@
-"""The ``Family`` bundle and the explicit ``FAMILIES`` registry.
+"""The explicit family list, ``FAMILIES``, and the one way every job and test makes a config.
 
-A family is a folder of builder functions; adding one is that folder plus one line in ``FAMILIES``.
-The shared loop (``mlplatform.train.loop``) only ever talks to a family through this bundle.
+Adding a family is its folder plus one line below. Nothing in the package imports this module back
+(families import their types from the leaf ``mlplatform.protocol``), so the import graph stays a DAG.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
-
-import torch
+import contextlib
+from typing import Any, Iterable, Iterator
 
 from mlplatform.config import Config, ConfigError
+from mlplatform.families.creative.family import FAMILY as _creative
+from mlplatform.families.riscov.family import FAMILY as _riscov
+from mlplatform.families.tse.family import FAMILY as _tse
+from mlplatform.families.vqvae.family import FAMILY as _vqvae
+from mlplatform.protocol import Family
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (_riscov, _tse, _creative, _vqvae)}
+
+# families added for the life of a ``registered`` block (tests); looked up after FAMILIES
+_EXTRA: dict[str, Family] = {}
 
 
-@dataclass
-class StepContext:
-    """What a family's loss/eval functions see at each step."""
+@contextlib.contextmanager
+def registered(family: Family) -> Iterator[Family]:
+    """Make ``family`` resolvable by name inside the block (in this process only), then forget it.
 
-    cfg: Config
-    epoch: int  # 0-based
-    step: int  # optimizer steps done so far
-    training: bool
-    schedule: dict[str, float]  # values from Family.schedule for this epoch (e.g. beta)
-    device: torch.device
-    state: dict[str, Any]  # per-run scratch space of the family (e.g. "printed [LOSS] lines once")
-
-
-@dataclass
-class DataContext:
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-
-@dataclass
-class Datasets:
-    """``train_batches(epoch)`` yields this rank's shard; ``val_batches()`` yields the fixed val items.
-
-    The loop calls ``val_batches`` under the fixed validation seed, so on-the-fly generation there is
-    still deterministic; ``train_batches`` must derive its order from ``(seed, epoch)`` or the global
-    RNG (both are restored on resume).
+    The supported way for a test to run a variant of a family (another guard, a crippled model)
+    through the real loop without editing ``FAMILIES``.
     """
-
-    train_batches: Callable[[int], Iterable[Any]]
-    val_batches: Callable[[], Iterable[Any]]
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GuardSpec:
-    """A collapse signal: ``metric`` outside ``[lo, hi]`` for ``train.guard_patience`` validations."""
-
-    name: str  # logged as guard/<name>
-    metric: str  # e.g. "val/rms_ratio"
-    lo: float | None = None
-    hi: float | None = None
-    reason: str = ""
-
-    def violated(self, value: float) -> bool:
-        return (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi)
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric's contract: its direction, what it means, and whether selecting on it can be gamed.
-
-    ``exploitable``: the metric contains a term the optimiser can lower without the output getting
-    better (a negative reward, a swept weight): selection refuses it (``mlplatform.integrity.contracts``).
-    """
-
-    mode: Literal["min", "max"]
-    meaning: str
-    exploitable: str = ""  # why it is exploitable; empty = safe to select on
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A reliance probe: re-evaluate a validation batch with one mechanism switched off.
-
-    ``run(model, batch, terms, ctx)`` returns per-sample values of the selection metric (and optionally
-    more) with the mechanism off. ``versus`` says what the probe is compared with to give
-    ``val/reliance_<name>`` (signed so that positive = the network / the mechanism contributes):
-    ``"model"`` (the model with the mechanism on) or ``"baseline:<name>"`` (a trivial baseline).
-    """
-
-    name: str
-    run: Callable[[torch.nn.Module, Any, Any, "StepContext"], dict[str, torch.Tensor]]
-    versus: str = "model"
-    meaning: str = ""
-    collapse: bool = True  # reliance <= train.alarm_min_reliance is a collapse signal
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    config_cls: type[Config]
-    presets: dict[str, Callable[[], Config]]
-    build_model: Callable[[Config], torch.nn.Module]
-    build_datasets: Callable[[Config, DataContext], Datasets]
-    compute_loss: Callable[[torch.nn.Module, Any, StepContext], Any]  # -> LossTerms
-    # per-sample metric values for one validation batch: {name: 1-D tensor}; the loop averages them
-    evaluate: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, torch.Tensor]]
-    selection_metric: str  # e.g. "val/nmse_blend"; the "best" checkpoint and the sweep metric
-    mode: Literal["min", "max"]
-    schedule: Callable[[Config, int], dict[str, float]] = lambda cfg, epoch: {}
-    prepare_data: Callable[[Config], dict[str, Any]] | None = None  # run on the driver, via Ray
-    guards: Callable[[Config], list[GuardSpec]] = lambda cfg: []
-    # metrics whose value is not a mean of per-sample values (e.g. an RMSE): post-process the means
-    finalize_metrics: Callable[[dict[str, float]], dict[str, float]] = lambda m: m
-    # the litmus job's per-step schedule (default: epoch 0's schedule) and the overfit job's pass rule
-    litmus_schedule: Callable[[Config, int, int], dict[str, float]] | None = None
-    overfit: tuple[str, str, float, tuple[str, ...]] | None = None  # (metric, "<" or ">", threshold, overrides)
-    # metric contracts (direction, meaning, exploitable?): must declare the selection metric
-    metrics: dict[str, MetricSpec] = field(default_factory=dict)
-    # trivial solutions the losses could drift to, scored at every validation on the same batch:
-    # (model, batch, terms, ctx) -> {baseline name: {metric: per-sample values}}; must include the
-    # selection metric (without "val/") so val/margin_<name> can be computed
-    baselines: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
-    probes: tuple[Probe, ...] = ()
-    description: str = ""
-
-
-def _families() -> dict[str, Family]:
-    from mlplatform.families.riscov.family import FAMILY as riscov
-    from mlplatform.families.creative.family import FAMILY as creative
-    from mlplatform.families.tse.family import FAMILY as tse
-    from mlplatform.families.vqvae.family import FAMILY as vqvae
-
-    return {
-        "riscov": riscov,
-        "creative": creative,
-        "tse": tse,
-        "vqvae": vqvae,
-    }
-
-
-_CACHE: dict[str, Family] = {}
-
-
-def __getattr__(name: str) -> Any:
-    # ``FAMILIES`` is built on first use, not at import: family modules import this module for the
-    # bundle types, and a Ray worker may import a family module first (a cycle otherwise).
-    if name == "FAMILIES":
-        return families()
-    raise AttributeError(name)
+    if family.name in FAMILIES or family.name in _EXTRA:
+        raise ValueError(f"a family named {family.name!r} is already registered")
+    _EXTRA[family.name] = family
+    try:
+        yield family
+    finally:
+        _EXTRA.pop(family.name, None)
 
 
 def families() -> dict[str, Family]:
-    if not _CACHE:
-        _CACHE.update(_families())
-    return _CACHE
+    return {**FAMILIES, **_EXTRA}
 
 
 def get_family(name: str) -> Family:
-    fams = families()
-    if name not in fams:
-        raise ConfigError(f"unknown family {name!r}; choose one of {', '.join(sorted(fams))}")
-    return fams[name]
+    fam = FAMILIES.get(name) or _EXTRA.get(name)
+    if fam is None:
+        raise ConfigError(f"unknown family {name!r}; choose one of {', '.join(sorted(families()))}")
+    return fam
 
 
 def build_config(family: str, preset: str = "debug", overrides: Iterable[str] | dict[str, Any] = ()) -> Config:

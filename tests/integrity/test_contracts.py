@@ -81,7 +81,7 @@ def test_declared_metrics_baselines_and_probes_are_produced_by_a_real_validation
     import torch
 
     from mlplatform.integrity.frozen import freeze_validation
-    from mlplatform.registry import DataContext
+    from mlplatform.protocol import DataContext
     from mlplatform.train.validation import validate
 
     fam = get_family(name)

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mlplatform.config import ConfigError
 from mlplatform.registry import build_config, get_family
 from mlplatform.train.checkpoint import CheckpointError, load_checkpoint
 from mlplatform.train.executors import LocalReporter, run_local
@@ -74,7 +75,7 @@ def test_validation_does_not_change_the_training_trajectory(home, tmp_path):
 
 
 def test_two_validations_of_one_checkpoint_are_identical(home, tmp_path):
-    from mlplatform.registry import DataContext
+    from mlplatform.protocol import DataContext
     from mlplatform.train.loop import validate
 
     run(tmp_path / "w", ["train.epochs=1"])
@@ -146,19 +147,20 @@ def test_early_stop_patience_and_guards(home, tmp_path):
     s, rep = run(tmp_path / "p", ["train.epochs=10", "train.early_stop_patience=2", "optim.lr=1e-9"])
     assert s["stop_reason"].startswith("early_stop") and len(rep.history) < 10
     # a guard that is always violated fires after guard_patience validations and stops the run
-    from mlplatform.registry import GuardSpec
     import dataclasses
+
+    from mlplatform.protocol import GuardSpec
+    from mlplatform.registry import registered
     fam = get_family("riscov")
-    patched = dataclasses.replace(fam, guards=lambda cfg: [GuardSpec("test_guard", "val/nmse_blend", hi=-1.0,
-                                                                     reason="always violated")])
-    from mlplatform import registry
-    registry.families()["riscov_guarded"] = patched
-    try:
-        cfg = build_config("riscov", "debug", SMALL + ["train.epochs=6", "train.guard_patience=2",
-                                                      "train.guard_action=stop"])
+    patched = dataclasses.replace(fam, name="riscov_guarded",
+                                  guards=lambda cfg: [GuardSpec("test_guard", "val/nmse_blend", hi=-1.0,
+                                                                reason="always violated")])
+    cfg = build_config("riscov", "debug", SMALL + ["train.epochs=6", "train.guard_patience=2",
+                                                  "train.guard_action=stop"])
+    with registered(patched):
         s, rep = run_local({"family": "riscov_guarded", "cfg": cfg.to_dict(), "work_dir": str(tmp_path / "g"),
                             "verbose": False})
-    finally:
-        registry.families().pop("riscov_guarded")
+    with pytest.raises(ConfigError, match="unknown family 'riscov_guarded'"):
+        get_family("riscov_guarded")  # gone after the block
     assert s["stop_reason"].startswith("guard:test_guard") and len(rep.history) == 2
     assert rep.history[-1]["guard/test_guard"] == 2

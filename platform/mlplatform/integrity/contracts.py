@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlplatform.config import ConfigError
-from mlplatform.registry import Family
+from mlplatform.protocol import Family
 
 # metric names the platform itself derives (margins, reliance) are "higher is better" by construction
 DERIVED_MAX = ("val/margin_", "val/reliance_")

@@ -24,8 +24,8 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data.cache import fingerprint
-from mlplatform.registry import Datasets, Family
-from mlplatform.train.checkpoint import isolated_rng
+from mlplatform.protocol import Datasets, Family
+from mlplatform.rng import isolated_rng
 
 VERSION = "1"
 
@@ -91,7 +91,7 @@ def frozen_key(fam: Family, cfg: Any) -> dict[str, Any]:
 
 
 def frozen_path(fam: Family, cfg: Any) -> Path:
-    from mlplatform.tracking.mlflow_utils import repo_root
+    from mlplatform.paths import repo_root
 
     return repo_root() / "data" / "frozen_val" / f"{fam.name}-{fingerprint(frozen_key(fam, cfg), VERSION)}.pt"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlplatform.registry import Family, GuardSpec
+from mlplatform.protocol import Family, GuardSpec
 
 STATE_KEYS = {"guards": dict, "flagged": list, "history": dict, "alarm_counts": dict, "val_digest": str}
 

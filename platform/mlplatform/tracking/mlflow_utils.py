@@ -26,15 +26,9 @@ import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from mlplatform.paths import repo_root  # noqa: E402,F401 - re-exported
+
 PARENT_TAG = "mlflow.parentRunId"
-
-
-def repo_root() -> Path:
-    """The project folder (``MLPLATFORM_HOME`` overrides): where the default store and data live."""
-    env = os.environ.get("MLPLATFORM_HOME")
-    if env:
-        return Path(env).resolve()
-    return Path(__file__).resolve().parents[3]
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:

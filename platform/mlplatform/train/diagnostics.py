@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from mlplatform.registry import DataContext, Family, StepContext
-from mlplatform.train.checkpoint import seed_everything
+from mlplatform.protocol import DataContext, Family, StepContext
+from mlplatform.rng import seed_everything
 from mlplatform.train.loop import build_optimizer, to_device
 
 

@@ -22,8 +22,10 @@ from mlplatform.config import flatten
 from mlplatform.integrity.contracts import check_contract
 from mlplatform.integrity.frozen import freeze_validation, log_frozen
 from mlplatform.integrity.monitor import Monitor, fresh_state
-from mlplatform.registry import DataContext, StepContext, get_family
-from mlplatform.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+from mlplatform.protocol import DataContext, StepContext
+from mlplatform.registry import get_family
+from mlplatform.rng import seed_everything, set_rng_state
+from mlplatform.train.checkpoint import load_checkpoint, save_checkpoint
 from mlplatform.train.terms import LossBoundError
 from mlplatform.train.validation import to_device, validate  # noqa: F401 - re-exported for jobs and tests
 

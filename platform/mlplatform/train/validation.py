@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from mlplatform.integrity.frozen import feed, new_digest
-from mlplatform.registry import Family, StepContext
-from mlplatform.train.checkpoint import isolated_rng
+from mlplatform.protocol import Family, StepContext
+from mlplatform.rng import isolated_rng
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

@@ -50,7 +50,7 @@ class SearchSpace:
 
 
 def default_path(family: str) -> Path:
-    from mlplatform.tracking.mlflow_utils import repo_root
+    from mlplatform.paths import repo_root
 
     here = Path(__file__).resolve().parents[3] / "search_spaces" / f"{family}.yaml"
     return here if here.exists() else repo_root() / "search_spaces" / f"{family}.yaml"

@@ -16,7 +16,8 @@ from typing import Any
 
 from mlplatform.config import ConfigError
 from mlplatform.integrity.contracts import check_contract, selection
-from mlplatform.registry import DataContext, build_config, get_family
+from mlplatform.protocol import DataContext
+from mlplatform.registry import build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.search_space import default_path, load_search_space
 

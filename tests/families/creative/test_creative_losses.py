@@ -8,7 +8,8 @@ from mlplatform.data.codec import load_codec
 from mlplatform.families.creative.family import build_model, compute_loss
 from mlplatform.families.creative.losses import (agent_loss_parts, diversity_bounds, mean_over_pairs,
                                                   ratio_diversity_loss, reconstruction_loss)
-from mlplatform.registry import StepContext, build_config
+from mlplatform.protocol import StepContext
+from mlplatform.registry import build_config
 
 
 def test_diversity_matches_hand_computed_values():

@@ -100,7 +100,7 @@ def test_both_paths_set_lam_cov_and_beta_one_safety():
 
 def test_training_requires_grad_guard():
     from mlplatform.families.riscov.family import compute_loss
-    from mlplatform.registry import StepContext
+    from mlplatform.protocol import StepContext
 
     cfg = build_config("riscov", "debug")
     model = CovEstimator(8, 16, 1)

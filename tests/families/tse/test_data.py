@@ -10,8 +10,9 @@ import torch
 from mlplatform.config import ConfigError
 from mlplatform.data import speech
 from mlplatform.families.tse import data as D
-from mlplatform.registry import DataContext, build_config
-from mlplatform.train.checkpoint import isolated_rng
+from mlplatform.protocol import DataContext
+from mlplatform.registry import build_config
+from mlplatform.rng import isolated_rng
 
 
 @pytest.fixture(scope="module")

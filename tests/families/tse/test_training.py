@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mlplatform.families.tse.family import FAMILY
-from mlplatform.registry import DataContext, build_config
+from mlplatform.protocol import DataContext
+from mlplatform.registry import build_config
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.train.checkpoint import load_checkpoint
 from mlplatform.train.executors import run_local

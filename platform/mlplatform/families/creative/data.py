@@ -26,8 +26,8 @@ from mlplatform.data import cache
 from mlplatform.data import music
 from mlplatform.data.batching import iterate
 from mlplatform.data.codec import load_codec
-from mlplatform.registry import DataContext, Datasets
-from mlplatform.tracking.mlflow_utils import repo_root
+from mlplatform.protocol import DataContext, Datasets
+from mlplatform.paths import repo_root
 
 CORPUS_VERSION = "creative-fluidsynth-1"
 LATENT_VERSION = "creative-latents-1"

@@ -24,7 +24,7 @@ from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, di
                                                   per_pair_mean, ratio_diversity_loss, reconstruction_loss)
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
 from mlplatform.families.creative.plots import log_plot, window_plot
-from mlplatform.registry import Family, GuardSpec, MetricSpec, Probe, StepContext
+from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import NONNEG, LossTerms, bounded
 
 

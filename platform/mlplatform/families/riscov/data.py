@@ -16,8 +16,8 @@ import torch
 
 from mlplatform.data import cache
 from mlplatform.data.batching import iterate
-from mlplatform.registry import DataContext, Datasets
-from mlplatform.tracking.mlflow_utils import repo_root
+from mlplatform.protocol import DataContext, Datasets
+from mlplatform.paths import repo_root
 
 GENERATOR_VERSION = "riscov-sim-1"
 SPLIT_SEED = {"train": 0, "val": 1, "test": 2}

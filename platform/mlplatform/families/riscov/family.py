@@ -11,7 +11,7 @@ from mlplatform.families.riscov import data as D
 from mlplatform.families.riscov.losses import blend, effective_weights, nmse, nmse_parts
 from mlplatform.families.riscov.metrics import doa_sq_error, music_doa
 from mlplatform.families.riscov.model import CovEstimator
-from mlplatform.registry import Family, MetricSpec, Probe, StepContext
+from mlplatform.protocol import Family, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import LossTerms
 
 

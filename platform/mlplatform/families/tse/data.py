@@ -28,8 +28,8 @@ import torch
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
 from mlplatform.data.audio import check_audio, list_audio, to_rate
-from mlplatform.registry import DataContext, Datasets
-from mlplatform.tracking.mlflow_utils import repo_root
+from mlplatform.protocol import DataContext, Datasets
+from mlplatform.paths import repo_root
 
 GENERATOR_VERSION = "tse-espeak-1"
 INDEX_VERSION = "tse-index-1"

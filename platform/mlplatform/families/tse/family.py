@@ -9,7 +9,7 @@ from mlplatform.families.tse import data as D
 from mlplatform.families.tse.losses import scene_aware_loss
 from mlplatform.families.tse.metrics import scene_metrics
 from mlplatform.families.tse.model import build
-from mlplatform.registry import Family, GuardSpec, MetricSpec, Probe, StepContext
+from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import LossTerms
 
 

@@ -22,8 +22,8 @@ from mlplatform.config import ConfigError
 from mlplatform.data import cache
 from mlplatform.data import features as feat
 from mlplatform.data.batching import iterate
-from mlplatform.registry import DataContext, Datasets
-from mlplatform.tracking.mlflow_utils import repo_root
+from mlplatform.protocol import DataContext, Datasets
+from mlplatform.paths import repo_root
 
 TABLE_DIR = "table"
 TRUTH_FILE = "ground_truth.json"

@@ -8,7 +8,7 @@ from mlplatform.families.vqvae import data as D
 from mlplatform.families.vqvae.losses import commitment, per_category_mse, per_sample_mse
 from mlplatform.families.vqvae.metrics import finalize, usage_onehots
 from mlplatform.families.vqvae.model import HierVQVAE
-from mlplatform.registry import Family, GuardSpec, MetricSpec, Probe, StepContext
+from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import NONNEG, LossTerms
 
 
