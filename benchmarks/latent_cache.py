@@ -30,7 +30,8 @@ def training(epochs: int) -> dict[str, Any]:
     from mlplatform.data.batching import iterate
     from mlplatform.data.codec import load_codec
     from mlplatform.families.creative import data as D
-    from mlplatform.registry import StepContext, build_config, get_family
+    from mlplatform.protocol import StepContext
+    from mlplatform.registry import build_config, get_family
 
     torch.set_num_threads(1)
     fam = get_family("creative")

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
     from mlplatform.families.tse import model as M
-    from mlplatform.registry import DataContext, StepContext, build_config, get_family
+    from mlplatform.protocol import DataContext, StepContext
+    from mlplatform.registry import build_config, get_family
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
