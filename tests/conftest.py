@@ -34,7 +34,8 @@ def ray_session(home):
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
                  runtime_env={"env_vars": {**ensure_env_for_workers(), "MLPLATFORM_HOME": str(home),
-                                           "PYTHONPATH": os.pathsep.join([str(REPO / "jobs"), str(REPO / "tests")])}})
+                                           "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
+                                                                         str(REPO / "tests")])}})
     yield ray
     ray.shutdown()
 
