@@ -35,7 +35,7 @@ def one_size(preset: str, repeats: int) -> dict[str, Any]:
 
     cfg = build_config("creative", preset)
     m, d = cfg.model, cfg.data
-    fps, dim = 75, 128  # EnCodec 24 kHz: 75 latent frames/s, 128 channels (data/codec.py measures the same)
+    fps, dim = 75, 128  # EnCodec 24 kHz: 75 latent frames/s, 128 channels (families/creative/codec.py measures the same)
     torch.manual_seed(0)
     model = AdaptiveWindowCreativeAgent(dim, int(round(d.window_s * fps)), m.num_pairs, m.pool_frames,
                                         m.selector_hidden, m.ratio_min, m.ratio_max, m.start_margin,

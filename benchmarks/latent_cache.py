@@ -26,10 +26,10 @@ import benchlib as B
 
 
 def training(epochs: int) -> dict[str, Any]:
-    from mlplatform.data import music
     from mlplatform.data.batching import iterate
-    from mlplatform.data.codec import load_codec
+    from mlplatform.families.creative import music
     from mlplatform.families.creative import data as D
+    from mlplatform.families.creative.codec import load_codec
     from mlplatform.protocol import StepContext
     from mlplatform.registry import build_config, get_family
 

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.max_nan_frac <= 1 or args.analysis_rows < 2 or args.n_categories < 0:
         raise UsageError("--max-nan-frac must be in [0, 1], --analysis-rows >= 2, --n-categories >= 0")
 
-    from mlplatform.analysis import report
-    from mlplatform.analysis.runner import AnalysisParams, analyze
-    from mlplatform.data import features as feat
+    from mlplatform.families.vqvae import features as feat
+    from mlplatform.families.vqvae.analysis import report
+    from mlplatform.families.vqvae.analysis.runner import AnalysisParams, analyze
     from mlplatform.raycluster import init_ray
     from mlplatform.registry import build_config
     from mlplatform.tracking import mlflow_utils as mu

@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     import soundfile as sf
     import torch
 
-    from mlplatform.data.codec import load_codec
-    from mlplatform.data.music import BadAudio, load_clip
+    from mlplatform.families.creative.codec import load_codec
+    from mlplatform.families.creative.music import BadAudio, load_clip
     from mlplatform.families.creative.config import CreativeConfig
     from mlplatform.families.creative.family import build_model, forward_and_losses
     from mlplatform.train.checkpoint import load_checkpoint

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mlplatform.config import ConfigError
-from mlplatform.data.codec import load_codec
+from mlplatform.families.creative.codec import load_codec
 from mlplatform.data.torchaudio_compat import import_encodec
 
 

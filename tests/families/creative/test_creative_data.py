@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mlplatform.data import cache, music
+from mlplatform.data import cache
+from mlplatform.families.creative import music
 
 
 def test_generated_corpus_is_rendered_by_fluidsynth_with_varied_songs(creative_cfg, creative_data):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlplatform.data.codec import load_codec
+from mlplatform.families.creative.codec import load_codec
 from mlplatform.families.creative.family import build_model, compute_loss
 from mlplatform.families.creative.losses import (agent_loss_parts, diversity_bounds, mean_over_pairs,
                                                   ratio_diversity_loss, reconstruction_loss)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlplatform.data.codec import load_codec
+from mlplatform.families.creative.codec import load_codec
 from mlplatform.families.creative.family import build_model
 from mlplatform.families.creative.model import TemporalCompressor, TonalityReducer
 from mlplatform.registry import build_config

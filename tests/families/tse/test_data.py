@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from mlplatform.config import ConfigError
-from mlplatform.data import speech
+from mlplatform.families.tse import speech
 from mlplatform.families.tse import data as D
 from mlplatform.protocol import DataContext
 from mlplatform.registry import build_config

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.data import features as feat
+from mlplatform.families.vqvae import features as feat
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ import json
 import pytest
 from scipy.stats import spearmanr
 
-from mlplatform.analysis import report
-from mlplatform.analysis.runner import AnalysisParams, analyze
-from mlplatform.analysis.strategies import STRATEGIES, compute_ratios, score
-from mlplatform.data import features as feat
+from mlplatform.families.vqvae import features as feat
+from mlplatform.families.vqvae.analysis import report
+from mlplatform.families.vqvae.analysis.runner import AnalysisParams, analyze
+from mlplatform.families.vqvae.analysis.strategies import STRATEGIES, compute_ratios, score
 
 
 def _col_to_group(truth):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlplatform.data import features as feat
+from mlplatform.families.vqvae import features as feat
 
 
 def test_generator_has_known_structure():

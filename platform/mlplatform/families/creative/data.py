@@ -23,11 +23,11 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
-from mlplatform.data import music
 from mlplatform.data.batching import iterate
-from mlplatform.data.codec import load_codec
-from mlplatform.protocol import DataContext, Datasets
+from mlplatform.families.creative import music
+from mlplatform.families.creative.codec import load_codec
 from mlplatform.paths import repo_root
+from mlplatform.protocol import DataContext, Datasets
 
 CORPUS_VERSION = "creative-fluidsynth-1"
 LATENT_VERSION = "creative-latents-1"

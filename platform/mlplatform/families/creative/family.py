@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from mlplatform.data.codec import Codec, load_codec
 from mlplatform.families.creative import config as C
 from mlplatform.families.creative import data as D
+from mlplatform.families.creative.codec import Codec, load_codec
 from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, diversity_bounds, mean_over_pairs,
                                                   per_pair_mean, ratio_diversity_loss, reconstruction_loss)
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent

@@ -60,7 +60,7 @@ def noise_dir(cfg: Any) -> Path:
 
 def ensure_sources(cfg: Any, log=print) -> tuple[Path, Path]:
     """Generate the espeak-ng corpus and the noise folder when no path is given; check given paths."""
-    from mlplatform.data import speech
+    from mlplatform.families.tse import speech
 
     d = cfg.data
     corpus, noise = corpus_dir(cfg), noise_dir(cfg)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mlplatform.analysis.strategies import ALL_STRATEGIES
+from mlplatform.families.vqvae.analysis.strategies import ALL_STRATEGIES
 from mlplatform.config import Config, ConfigError, F, OptimSection, TrainSection, section
 
 Strategy = Literal["balanced", "variance", "dimensionality", "information", "uniform"]

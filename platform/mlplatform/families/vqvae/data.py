@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlplatform.analysis.runner import AnalysisParams, analyze
-from mlplatform.analysis.strategies import STRATEGIES, compute_ratios, latent_dims
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
-from mlplatform.data import features as feat
 from mlplatform.data.batching import iterate
-from mlplatform.protocol import DataContext, Datasets
+from mlplatform.families.vqvae import features as feat
+from mlplatform.families.vqvae.analysis.runner import AnalysisParams, analyze
+from mlplatform.families.vqvae.analysis.strategies import STRATEGIES, compute_ratios, latent_dims
 from mlplatform.paths import repo_root
+from mlplatform.protocol import DataContext, Datasets
 
 TABLE_DIR = "table"
 TRUTH_FILE = "ground_truth.json"

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlplatform.analysis.strategies import summary_rows
+from mlplatform.families.vqvae.analysis.strategies import summary_rows
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from mlplatform.analysis.characteristics import characterize, discover_categories
-from mlplatform.analysis.strategies import ALL_STRATEGIES, DEFAULT_BASE_RATIOS, compute_ratios
 from mlplatform.data import cache
-from mlplatform.data import features as feat
+from mlplatform.families.vqvae import features as feat
+from mlplatform.families.vqvae.analysis.characteristics import characterize, discover_categories
+from mlplatform.families.vqvae.analysis.strategies import ALL_STRATEGIES, DEFAULT_BASE_RATIOS, compute_ratios
 
 ANALYSIS_VERSION = "vqvae-analysis-2"
 RESULT_FILE = "analysis.json"
