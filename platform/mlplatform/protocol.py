@@ -120,3 +120,13 @@ class Family:
     baselines: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
     probes: tuple[Probe, ...] = ()
     description: str = ""
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The family's own module behind the one the loop passes in.
+
+    With several workers ``compute_loss`` receives the DistributedDataParallel wrapper
+    (``mlplatform.train.loop``); a family that needs its model's attributes or extra forward arguments
+    (an ablation flag, a dropped level) calls this instead of reaching for ``.module`` itself.
+    """
+    return getattr(model, "module", model)

@@ -99,7 +99,7 @@ def test_both_paths_set_lam_cov_and_beta_one_safety():
 
 
 def test_training_requires_grad_guard():
-    from mlplatform.families.riscov.family import compute_loss
+    from mlplatform.families.riscov.family import compute_loss, schedule
     from mlplatform.protocol import StepContext
 
     cfg = build_config("riscov", "debug")
@@ -108,7 +108,7 @@ def test_training_requires_grad_guard():
         p.requires_grad_(False)
     r = rand_cov(n=8)
     batch = {"r_samp": r, "r_true": r}
-    ctx = StepContext(cfg, 0, 0, True, {"beta": 0.3}, torch.device("cpu"), {"verbose": False})
+    ctx = StepContext(cfg, 0, 0, True, {**schedule(cfg, 0), "beta": 0.3}, torch.device("cpu"), {"verbose": False})
     with pytest.raises(RuntimeError, match="R_blend must require gradients"):
         compute_loss(model, batch, ctx)
 

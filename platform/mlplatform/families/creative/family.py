@@ -24,12 +24,8 @@ from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, di
                                                   per_pair_mean, ratio_diversity_loss, reconstruction_loss)
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
 from mlplatform.families.creative.plots import log_plot, window_plot
-from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
+from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
 from mlplatform.train.terms import NONNEG, LossTerms, bounded
-
-
-def unwrap(model: torch.nn.Module) -> AdaptiveWindowCreativeAgent:
-    return getattr(model, "module", model)  # DDP
 
 
 def get_codec(cfg: C.CreativeConfig, state: dict[str, Any], device: torch.device) -> Codec:

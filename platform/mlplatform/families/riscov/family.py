@@ -30,10 +30,14 @@ def beta_at(cfg: C.RiscovConfig, epoch: int) -> float:
     return min(1.0, max(0.0, beta))
 
 
-def schedule(cfg: C.RiscovConfig, epoch: int) -> dict[str, float]:
-    beta = beta_at(cfg, epoch)
-    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, epoch, warmup_epochs(cfg))
+def _weights(cfg: C.RiscovConfig, beta: float, epoch: int, warmup: int) -> dict[str, float]:
+    """A schedule entry: β and the loss weights at that β (all compute_loss reads; logged as train/<key>)."""
+    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, epoch, warmup)
     return {"beta": beta, "lam_cov": lam_cov, "lam_cov_pred_eff": lam_pred, "beta_safety": float(safety)}
+
+
+def schedule(cfg: C.RiscovConfig, epoch: int) -> dict[str, float]:
+    return _weights(cfg, beta_at(cfg, epoch), epoch, warmup_epochs(cfg))
 
 
 def build_model(cfg: C.RiscovConfig) -> torch.nn.Module:
@@ -43,9 +47,8 @@ def build_model(cfg: C.RiscovConfig) -> torch.nn.Module:
 
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
     cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
-    s = ctx.schedule
-    beta = s["beta"]
-    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, ctx.epoch, warmup_epochs(cfg))
+    s = ctx.schedule  # β and the weights come from the loop's schedule, never recomputed here
+    beta, lam_cov, lam_pred, safety = s["beta"], s["lam_cov"], s["lam_cov_pred_eff"], bool(s["beta_safety"])
     r_samp, r_true = batch["r_samp"], batch["r_true"]
     r_pred = model(r_samp)
     r_blend = blend(r_pred, r_samp, beta)
@@ -148,9 +151,7 @@ def finalize_metrics(m: dict[str, float]) -> dict[str, float]:
 
 def litmus_schedule(cfg: C.RiscovConfig, i: int, n: int) -> dict[str, float]:
     """The seed's litmus: β warms up 0.0 → beta_final over the n steps."""
-    beta = cfg.train.beta_final * i / max(1, n - 1)
-    lam_cov, lam_pred, safety = effective_weights(cfg.loss, beta, 0, 1)
-    return {"beta": beta, "lam_cov": lam_cov, "lam_cov_pred_eff": lam_pred, "beta_safety": float(safety)}
+    return _weights(cfg, cfg.train.beta_final * i / max(1, n - 1), 0, 1)
 
 
 FAMILY = Family(

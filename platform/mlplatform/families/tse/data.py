@@ -291,9 +291,10 @@ def mix_batch(rng: np.random.Generator, pool: Pool, n: int, p_ta: float, d: Any)
             "enroll": torch.from_numpy(enr), "tp": torch.from_numpy(tp), "spk": torch.from_numpy(spk_idx)}
 
 
-def p_ta_at(cfg: Any, step: int) -> float:
-    """Phase 1 (TP only) before ``train.phase2_step``, then TA scenes with probability ``data.p_ta``."""
-    return cfg.data.p_ta if step >= cfg.train.phase2_step else 0.0
+def phase_at(cfg: Any, step: int) -> tuple[int, float]:
+    """(phase, p_ta) at optimizer step ``step``: phase 1 = TP scenes only before ``train.phase2_step``,
+    then phase 2 = TP + TA scenes, a TA scene with probability ``data.p_ta``."""
+    return (2, float(cfg.data.p_ta)) if step >= cfg.train.phase2_step else (1, 0.0)
 
 
 def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
@@ -305,7 +306,7 @@ def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
         # one generator per (seed, epoch, rank): a resumed run mixes exactly what the original would have
         rng = np.random.default_rng([t.seed, epoch, ctx.rank])
         for i in range(spe):
-            yield mix_batch(rng, train, bs, p_ta_at(cfg, epoch * spe + i), d)
+            yield mix_batch(rng, train, bs, phase_at(cfg, epoch * spe + i)[1], d)
 
     def val_batches():
         # the loop has seeded every RNG with train.val_seed: draw the mixer's seed from it, never reseed

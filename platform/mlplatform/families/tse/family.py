@@ -8,24 +8,21 @@ from mlplatform.families.tse import config as C
 from mlplatform.families.tse import data as D
 from mlplatform.families.tse.losses import scene_aware_loss
 from mlplatform.families.tse.metrics import scene_metrics
-from mlplatform.families.tse.model import build
+from mlplatform.families.tse.model import SpeakerExtractor
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import LossTerms
 
 
-def build_model(cfg: C.TseConfig) -> torch.nn.Module:
-    return build(cfg)
-
-
-def phase_at(cfg: C.TseConfig, step: int) -> int:
-    """1 = TP only (before ``train.phase2_step``), 2 = TP + TA scenes."""
-    return 2 if step >= cfg.train.phase2_step else 1
+def build_model(cfg: C.TseConfig) -> SpeakerExtractor:
+    m = cfg.model
+    return SpeakerExtractor(cfg.data.sample_rate, m.enc_filters, m.enc_win_s, m.bottleneck, m.hidden, m.kernel,
+                            m.blocks, m.repeats, m.spk_dim, m.spk_blocks)
 
 
 def schedule(cfg: C.TseConfig, epoch: int) -> dict[str, float]:
     """Logged per epoch as train/phase and train/p_ta, taken at the epoch's last step."""
-    last = (epoch + 1) * cfg.train.steps_per_epoch - 1
-    return {"phase": float(phase_at(cfg, last)), "p_ta": D.p_ta_at(cfg, last)}
+    phase, p_ta = D.phase_at(cfg, (epoch + 1) * cfg.train.steps_per_epoch - 1)
+    return {"phase": float(phase), "p_ta": p_ta}
 
 
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
@@ -45,7 +42,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
             print("[LOSS] " + ", ".join(f"{k}={v:.3g}" for k, v in w.items())
                   + f" (target_db={cfg.loss.target_db}, phase 2 from step {cfg.train.phase2_step})", flush=True)
             st["loss_printed"] = True
-        ph = phase_at(cfg, ctx.step)
+        ph, _ = D.phase_at(cfg, ctx.step)
         if st.get("phase") != ph:
             print(f"[PHASE] step {ctx.step}: phase {ph} ({'TP only' if ph == 1 else f'TP + TA, p_ta={cfg.data.p_ta}'})",
                   flush=True)

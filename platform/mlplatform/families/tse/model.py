@@ -106,9 +106,3 @@ class SpeakerExtractor(nn.Module):
             h = x
         m = torch.sigmoid(self.mask(h))
         return self.decoder(enc * m).squeeze(1)[:, :t]
-
-
-def build(cfg) -> SpeakerExtractor:
-    m = cfg.model
-    return SpeakerExtractor(cfg.data.sample_rate, m.enc_filters, m.enc_win_s, m.bottleneck, m.hidden, m.kernel,
-                            m.blocks, m.repeats, m.spk_dim, m.spk_blocks)

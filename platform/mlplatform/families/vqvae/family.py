@@ -8,7 +8,7 @@ from mlplatform.families.vqvae import data as D
 from mlplatform.families.vqvae.losses import commitment, per_category_mse, per_sample_mse
 from mlplatform.families.vqvae.metrics import finalize, usage_onehots
 from mlplatform.families.vqvae.model import HierVQVAE
-from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
+from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
 from mlplatform.train.terms import NONNEG, LossTerms
 
 
@@ -22,10 +22,6 @@ def build_model(cfg: C.VqvaeConfig) -> HierVQVAE:
                      m.group_embedding_dim, m.group_hidden_dim, vq)
 
 
-def _inner(model: torch.nn.Module) -> HierVQVAE:
-    return getattr(model, "module", model)  # DDP wraps it
-
-
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
     cfg: C.VqvaeConfig = ctx.cfg  # type: ignore[assignment]
     x = batch["x"]
@@ -37,7 +33,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
     st = ctx.state
     if ctx.training and st.get("rank", 0) == 0 and not st.get("layout_printed"):
         lay = D.layout(cfg)
-        inner = _inner(model)
+        inner = unwrap(model)
         print(f"[vqvae] strategy={lay.strategy} categories={len(lay.categories)} features={inner.n_features} "
               f"params={sum(p.numel() for p in inner.parameters())}", flush=True)
         for c, n, r, d in zip(lay.categories, lay.sizes, lay.ratios, lay.latent_dims):
@@ -47,7 +43,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
 
 
 def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
-    inner = _inner(model)
+    inner = unwrap(model)
     x, out = batch["x"], terms.outputs
     err = per_sample_mse(out["recon"], x)
     cat = per_category_mse(out["recon"], x, inner.sizes)
@@ -67,7 +63,7 @@ def level_probe(level: int):
     def run(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
         """Level ``level``'s codes zeroed: how much worse is the reconstruction?"""
         x = batch["x"]
-        return {"recon_error": per_sample_mse(_inner(model)(x, drop_level=level)["recon"], x)}
+        return {"recon_error": per_sample_mse(unwrap(model)(x, drop_level=level)["recon"], x)}
     return run
 
 
