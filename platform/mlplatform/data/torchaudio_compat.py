@@ -1,7 +1,7 @@
 """Import torchaudio (and encodec, which imports it) on machines where its C++ extension cannot load.
 
 torchaudio 2.11's PyPI wheel is a CUDA build: next to torch 2.13 CPU, loading ``_torchaudio.abi3.so``
-fails (``libc10_cuda.so`` missing; NOTES-stack.md), so ``import torchaudio`` and ``import encodec``
+fails (``libc10_cuda.so`` missing; docs/stack.md, "torchaudio / encodec"), so ``import torchaudio`` and ``import encodec``
 raise. The pure-Python parts we use (``functional.resample``, ``transforms``) need no extension. This
 module tries the normal import first and steps aside where it works (GPU machines with a matching
 torch); only when the extension fails to load does it register a stand-in ``torchaudio._extension``

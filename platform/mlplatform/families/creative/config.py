@@ -1,4 +1,4 @@
-"""creative config (seeds 001 + 000): adaptive-window creative agent on EnCodec latents with ratio supervision.
+"""creative config: adaptive-window creative agent on EnCodec latents with ratio supervision.
 
 All durations are seconds; frames come from the codec's real frame rate (75/s at 24 kHz) at run time.
 """
@@ -11,15 +11,15 @@ from mlplatform.config import Config, ConfigError, F, OptimSection, TrainSection
 
 @dataclass
 class CreativeModel:
-    num_pairs: int = F(3, ge=2, le=8, help="window pairs per item (seed 001: 3); >= 2 so the ratio variance exists")
-    pool_frames: int = F(50, ge=1, help="temporal pooling of each clip before the selector MLP (seed: 50)")
+    num_pairs: int = F(3, ge=2, le=8, help="window pairs per item; >= 2 so the ratio variance exists")
+    pool_frames: int = F(50, ge=1, help="temporal pooling of each clip before the selector MLP")
     selector_hidden: int = F(512, ge=4, help="selector MLP widths: pool·128·2 -> hidden -> hidden/2 -> 5·pairs")
     ratio_min: float = F(0.75, gt=0.0, help="smallest ratio (< 1 stretches: reads less than a window)")
-    ratio_max: float = F(1.5, gt=0.0, help="largest ratio (> 1 compresses: reads more than a window; seed 001: 1.5)")
+    ratio_max: float = F(1.5, gt=0.0, help="largest ratio (> 1 compresses: reads more than a window)")
     start_margin: float = F(0.05, ge=0.0, lt=0.5,
                             help="initial starts spread over [margin, 1-margin] of the allowed range (sigmoid "
                                  "stays off its flat tails so the start keeps a gradient)")
-    tonality_kernel: int = F(7, ge=1, help="depthwise kernel of the TonalityReducer (seed: 7); odd")
+    tonality_kernel: int = F(7, ge=1, help="depthwise kernel of the TonalityReducer; odd")
     agent_hidden: int = F(256, ge=4, help="CompositionalCreativeAgent width")
     agent_kernel: int = F(5, ge=1, help="rhythm branch temporal kernel; odd")
 
@@ -27,9 +27,9 @@ class CreativeModel:
 @dataclass
 class CreativeLoss:
     agent_weight: float = F(1.0, gt=0.0, help="weight of the mean-over-pairs agent loss (never argmin)")
-    diversity_weight: float = F(0.1, ge=0.0, help="seed 000: weight of -(var(ratio_in)+var(ratio_tgt)) across pairs")
+    diversity_weight: float = F(0.1, ge=0.0, help="weight of -(var(ratio_in)+var(ratio_tgt)) across pairs (keeps the ratios apart)")
     reconstruction_weight: float = F(0.05, ge=0.0,
-                                     help="seed 000: MSE(decode(output), decode(ORIGINAL uncompressed window))")
+                                     help="MSE(decode(output), decode(ORIGINAL uncompressed window)): what the ratios lose")
     rhythm_weight: float = F(1.0, ge=0.0, help="agent: rhythm descriptor vs the input window")
     harmony_weight: float = F(1.0, ge=0.0, help="agent: harmony descriptor vs the target window")
     timbre_weight: float = F(1.0, ge=0.0, help="agent: timbre descriptor vs the target window")
@@ -41,8 +41,8 @@ class CreativeLoss:
 
 @dataclass
 class CreativeData:
-    clip_s: float = F(24.0, gt=0.0, help="input/target clip length (seed 001: 24 s)")
-    window_s: float = F(16.0, gt=0.0, help="window the agent sees (seed 001: 16 s)")
+    clip_s: float = F(24.0, gt=0.0, help="input/target clip length")
+    window_s: float = F(16.0, gt=0.0, help="window the agent sees")
     n_pairs: int = F(40, ge=2, help="generated input/target pairs (ignored with data.pairs)")
     val_fraction: float = F(0.2, gt=0.0, lt=1.0, help="pairs held out for validation (at least one)")
     seed: int = F(11, help="fixes the generated songs and the train/val split")
@@ -73,10 +73,10 @@ class CreativeConfig(Config):
         if lo.recon_crop_s > d.window_s:
             raise ConfigError(f"loss.recon_crop_s ({lo.recon_crop_s}) must be <= data.window_s ({d.window_s})")
         if lo.diversity_weight == 0 and lo.reconstruction_weight == 0:
-            # seed 000's bug: the agent loss only sees already-compressed windows, so with neither term
+            # the agent loss only sees already-compressed windows, so with neither term
             # nothing gives the ratios a meaningful gradient (they drift to 1.0 or to random values)
             raise ConfigError("loss.diversity_weight and loss.reconstruction_weight are both 0: nothing supervises "
-                              "the compression ratios (seed 000); set at least one > 0")
+                              "the compression ratios; set at least one > 0")
         if lo.rhythm_weight + lo.harmony_weight + lo.timbre_weight <= 0:
             raise ConfigError("loss.rhythm_weight/harmony_weight/timbre_weight: at least one must be > 0")
 
@@ -95,7 +95,7 @@ def debug() -> CreativeConfig:
 
 
 def full() -> CreativeConfig:
-    """The seeds' sizes: 24 s clips, 16 s windows, 3 pairs, pooling to 50 frames, 512-wide selector."""
+    """The published sizes: 24 s clips, 16 s windows, 3 pairs, pooling to 50 frames, 512-wide selector."""
     c = CreativeConfig()
     c.train.epochs, c.train.batch_size, c.train.val_batches = 50, 8, 8
     c.optim.lr = 1e-4

@@ -1,4 +1,4 @@
-"""The creative Family bundle: adaptive windows (seed 001) + ratio supervision (seed 000).
+"""The creative Family bundle: adaptive windows + ratio supervision.
 
 loss = agent_weight·mean_pairs(agent) + 0.1·ratio_diversity + 0.05·reconstruction, where
 ratio_diversity = -(var_pairs(ratio_in) + var_pairs(ratio_tgt)) (declared bounded, <= 0) and
@@ -108,7 +108,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
 
 
 def _print_ratio_supervision(st: dict[str, Any], epoch: int) -> None:
-    """The seed's epoch-summary lines (printed once per epoch, from the training epoch's means)."""
+    """The ratio-supervision epoch summary (printed once per epoch, from the training epoch's means)."""
     acc = st.get("ratio_supervision")
     if not acc or acc.get("epoch") != epoch or acc.get("printed") or not acc["n"]:
         return
@@ -181,7 +181,7 @@ METRICS = {
     "val/agent": MetricSpec("min", "weighted rhythm/harmony/timbre agent loss, mean over pairs"),
     "val/reconstruction": MetricSpec("min", "MSE of decode(output) vs decode(uncompressed input window)"),
     "val/ratio_diversity": MetricSpec("min", "-(var ratio_in + var ratio_tgt) across pairs", exploitable=(
-        "pushing the ratios apart lowers it without any output getting better (seed 000's over-diversify case)")),
+        "pushing the ratios apart lowers it without any output getting better (the over-diversified case)")),
     "val/loss": MetricSpec("min", "weighted training loss", exploitable=(
         "it contains the negative ratio-diversity term and weights a sweep varies")),
 }
@@ -189,7 +189,7 @@ METRICS = {
 
 def guards(cfg: C.CreativeConfig) -> list[GuardSpec]:
     return [GuardSpec("ratio_spread", "val/ratio_spread_checked", lo=cfg.loss.ratio_spread_min,
-                      reason="ratios collapsed: the pairs use (nearly) the same compression ratio (seed 000); "
+                      reason="ratios collapsed: the pairs use (nearly) the same compression ratio; "
                              "raise loss.diversity_weight")]
 
 

@@ -1,4 +1,4 @@
-"""creative losses: the agent's descriptor loss (seed 001) and ratio supervision (seed 000).
+"""creative losses: the agent's descriptor loss and the ratio supervision (docs/families/creative.md).
 
 The descriptors the agent is scored against are FIXED functions of the latents (no parameters): a
 trainable target could collapse to something trivially matched.
@@ -63,14 +63,14 @@ def per_pair_mean(per_item: torch.Tensor, batch: int, pairs: int) -> torch.Tenso
 
 
 def mean_over_pairs(pair_losses: torch.Tensor) -> torch.Tensor:
-    """Seed 001: the MEAN of the per-pair losses (never argmin: every pair gets gradients). Shape: [P] -> []."""
+    """The MEAN of the per-pair losses (never argmin: every pair gets gradients). Shape: [P] -> []."""
     if pair_losses.dim() != 1:
         raise ValueError(f"expected per-pair losses [P], got {tuple(pair_losses.shape)}")
     return pair_losses.mean()
 
 
 def ratio_diversity_loss(ratio_input: torch.Tensor, ratio_target: torch.Tensor) -> torch.Tensor:
-    """Seed 000: ``-(var_pairs(ratio_input) + var_pairs(ratio_target))``, variance across pairs.
+    """Ratio diversity: ``-(var_pairs(ratio_input) + var_pairs(ratio_target))``, variance across pairs.
 
     Shape: [B, P] x2 -> [] (variance over P with torch.var's default unbiased estimator, mean over B).
     Always <= 0; more diverse ratios give a lower value. E.g. [0.8, 1.0, 1.2] on both sides -> -0.08.
@@ -100,7 +100,7 @@ def crop_pair(a: torch.Tensor, b: torch.Tensor, frames: int) -> tuple[torch.Tens
 
 def reconstruction_loss(decode: Callable[[torch.Tensor], torch.Tensor], output: torch.Tensor,
                         original: torch.Tensor) -> torch.Tensor:
-    """Seed 000: MSE between the DECODED agent output and the DECODED original uncompressed window.
+    """MSE between the DECODED agent output and the DECODED original uncompressed window.
 
     Shape: output, original [N, C, W] latents -> [N] per-item MSE of the waveforms (no item reduction).
     ``decode`` is the frozen EnCodec decoder; gradients flow through it to the output AND to the

@@ -1,4 +1,4 @@
-"""Adaptive-window creative agent (seed 001) on continuous EnCodec latents ``[B, 128, T]``.
+"""Adaptive-window creative agent on continuous EnCodec latents ``[B, 128, T]``.
 
 WindowSelector -> TemporalCompressor -> TonalityReducer (input, target) -> shared CompositionalCreativeAgent.
 All ``P`` window pairs go through the agent in ONE batched forward (pairs folded into the batch).
@@ -25,8 +25,8 @@ class WindowSelector(nn.Module):
     """Pooled input+target latents -> MLP -> per pair (start_in, start_tgt, ratio_in, ratio_tgt, tonality).
 
     Starts are fractions of the allowed range ``[0, T - W·ratio]`` (so every window stays inside the
-    clip), ratios lie in ``[ratio_min, ratio_max]``, tonality strength in ``[0, 1]``. Initialisation
-    (seed 001): the last layer's weights are zero and its bias puts the starts spread over the range
+    clip), ratios lie in ``[ratio_min, ratio_max]``, tonality strength in ``[0, 1]``. Initialisation:
+    the last layer's weights are zero and its bias puts the starts spread over the range
     (pair i at margin + i·(1-2·margin)/(P-1)), every ratio at 1.0 and every tonality at 0.5.
     """
 
@@ -93,7 +93,7 @@ class TonalityReducer(nn.Module):
     """Depthwise-separable conv -> LayerNorm, mixed in by strength: ``(1-α)·x + α·(x + LN(pw(dw(x))))``.
 
     The LayerNorm's gain and bias start at zero, so the transform is exactly the identity at
-    initialisation for every strength (seed 001: "no change until trained").
+    initialisation for every strength: no change until trained.
     """
 
     def __init__(self, dim: int, kernel: int = 7):
@@ -160,7 +160,7 @@ class AdaptiveWindowCreativeAgent(nn.Module):
         do the adaptive ratios and the tonality reduction contribute?).
 
         ``original_input`` is the UNCOMPRESSED input window at the predicted start (ratio 1): the
-        reference of seed 000's reconstruction loss.
+        reference of the reconstruction loss.
         """
         if x_in.dim() != 3 or x_tgt.dim() != 3 or x_in.shape[:2] != x_tgt.shape[:2]:
             raise ValueError(f"expected latents [B, C, T] x2, got {tuple(x_in.shape)} and {tuple(x_tgt.shape)}")

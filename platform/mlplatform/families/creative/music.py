@@ -3,7 +3,7 @@
 Each clip is a small song: a tempo in [70, 150] BPM, a key (any of 12 tonics, major or minor), a GM
 melody instrument, a bass/chord instrument and one of several drum patterns (GM channel 10). The MIDI
 file is written here by a tiny standard-MIDI-file writer (stdlib only) and rendered with
-``fluidsynth -ni -F out.wav -r <sr> <soundfont> in.mid``. Generation is deterministic in the seed.
+``fluidsynth -ni -F out.wav -r <sr> <soundfont> in.mid``. Generation is deterministic in its ``seed`` argument.
 
 Also: wav-pair discovery for user corpora (``input/*.wav`` + ``target/*.wav`` matched by name, or a
 CSV manifest) and the audio checks (corrupt, silent, non-finite, too short) that skip bad files with

@@ -53,7 +53,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
     r_pred = model(r_samp)
     r_blend = blend(r_pred, r_samp, beta)
     if ctx.training and not r_blend.requires_grad:
-        raise RuntimeError("R_blend must require gradients during TRAIN (seed 003 hard guard)")
+        raise RuntimeError("R_blend must require gradients during TRAIN (hard guard: a detached blend trains nothing)")
     eps, w = cfg.loss.eps, cfg.loss.diag_weight
     nb_d, nb_o = nmse_parts(r_blend, r_true, eps)
     loss_blend = (w * nb_d + (1 - w) * nb_o).mean()
@@ -67,7 +67,7 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
     st = ctx.state
     if ctx.training and st.get("rank", 0) == 0 and st.get("verbose", True):
         if not st.get("loss_printed"):
-            # the seed's [LOSS] lines, once per run
+            # the [LOSS] diagnostic lines (weights, terms, requires_grad), once per run
             print(f"[Beta Warmup] Annealing β from {cfg.train.beta_start:.2f} → {cfg.train.beta_final:.2f} "
                   f"over {warmup_epochs(cfg)} epochs", flush=True)
             print(f"[LOSS] lam_cov={lam_cov:.3g}, lam_cov_pred={lam_pred:.3g}", flush=True)
@@ -150,7 +150,7 @@ def finalize_metrics(m: dict[str, float]) -> dict[str, float]:
 
 
 def litmus_schedule(cfg: C.RiscovConfig, i: int, n: int) -> dict[str, float]:
-    """The seed's litmus: β warms up 0.0 → beta_final over the n steps."""
+    """The gradient litmus (jobs/litmus.py): β warms up 0.0 → beta_final over the n steps."""
     return _weights(cfg, cfg.train.beta_final * i / max(1, n - 1), 0, 1)
 
 
@@ -173,6 +173,6 @@ FAMILY = Family(
     baselines=baselines,
     probes=(Probe("beta0", probe_beta0, versus="baseline:samp",
                   meaning="with β forced to 0, R_pred alone is no better than the sample covariance: the network "
-                          "hides behind R_samp (seed 003)"),),
+                          "hides behind R_samp (docs/families/riscov.md)"),),
     description="covariance estimator for an RIS/array receiver, R_blend = (1-β)·R_pred + β·R_samp",
 )

@@ -1,4 +1,4 @@
-"""riscov losses (seed 003): scale-invariant NMSE split into diagonal/off-diagonal parts, the β blend,
+"""riscov losses: scale-invariant NMSE split into diagonal/off-diagonal parts, the β blend,
 and the weight rules (both training paths set lam_cov; the β ≥ 0.999 safety)."""
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def check_lam_cov(lam_cov: float) -> None:
 def effective_weights(loss_cfg, beta: float, epoch: int, warmup_epochs: int) -> tuple[float, float, bool]:
     """(lam_cov, lam_cov_pred, safety_applied) for this epoch.
 
-    Both the curriculum and the non-curriculum path take lam_cov from the config (the seed's bug was a
-    path that never set it). With β ≥ 0.999 the main term has no gradient through R_pred, so the
+    Both the curriculum and the non-curriculum path take lam_cov from the config (a path that left it
+    unset would train without the main term). With β ≥ 0.999 the main term has no gradient through R_pred, so the
     auxiliary weight is raised to at least 0.2·lam_cov.
     """
     lam_cov = float(loss_cfg.lam_cov)
@@ -65,7 +65,7 @@ def effective_weights(loss_cfg, beta: float, epoch: int, warmup_epochs: int) -> 
         lam_pred = loss_cfg.curriculum_pred_start + (loss_cfg.lam_cov_pred - loss_cfg.curriculum_pred_start) * frac
     else:
         lam_pred = float(loss_cfg.lam_cov_pred)
-    safety = beta >= 0.999 and bool(getattr(loss_cfg, "beta_safety", True))
+    safety = beta >= 0.999 and bool(loss_cfg.beta_safety)
     if safety:
         lam_pred = max(lam_pred, 0.2 * lam_cov)
     return lam_cov, lam_pred, safety

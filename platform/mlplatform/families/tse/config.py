@@ -1,7 +1,8 @@
-"""tse config (seed 004): target-speaker extraction with TP/TA scenes and the over-suppression fixes.
+"""tse config: target-speaker extraction with TP/TA scenes and the over-suppression fixes.
 
-Seed defaults: ``ta_weight=0.1``, ``target_db=-30``, ``lambda_amp=1.0`` (ratio clamp 0.05), phase 2
-(TP+TA) from step 200K, 200 validation batches under a fixed seed, TA scenes ~20 % of validation.
+Defaults (the ``full`` setting; the reasons are in docs/families/tse.md): ``ta_weight=0.1``,
+``target_db=-30``, ``lambda_amp=1.0`` (ratio clamp 0.05), phase 2 (TP+TA) from step 200K, 200
+validation batches under a fixed seed, TA scenes ~20 % of validation.
 """
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ class TseModel:
 
 @dataclass
 class TseLoss:
-    ta_weight: float = F(0.1, ge=0.0, lt=1.0, help="scene weight: (1-w)·TP terms + w·TA energy (seed: 0.1)")
+    ta_weight: float = F(0.1, ge=0.0, lt=1.0, help="scene weight: (1-w)·TP terms + w·TA energy")
     target_db: float = F(-30.0, le=0.0, help="TA energy target in dBFS; no loss and no gradient below it")
     ta_energy_form: Literal["relu", "raw_db"] = F("relu", help="relu(energy_db - target_db) (the fix); raw_db = "
-                                                  "the seed's bug (negative dB rewards silence), kept only so a "
+                                                  "the original bug (negative dB rewards silence), kept only so a "
                                                   "test shows the alarms catch it")
-    lambda_amp: float = F(1.0, ge=0.0, help="weight of the TP amplitude anchor (seed Change 5)")
+    lambda_amp: float = F(1.0, ge=0.0, help="weight of the TP amplitude anchor (SI-SDR cannot see the level)")
     amp_floor: float = F(0.05, gt=0.0, lt=1.0, help="rms ratio clamp in amplitude_loss")
     lambda_sisdr: float = F(1.0, gt=0.0, help="weight of the -SI-SDR separation term within TP")
     lambda_psl: float = F(0.5, ge=0.0, help="weight of the phase-sensitive spectral term within TP")
@@ -72,7 +73,7 @@ class TseData:
 @dataclass
 class TseTrain(TrainSection):
     steps_per_epoch: int = F(5000, ge=1, help="mixtures are made on the fly: an epoch is this many steps")
-    val_batches: int = F(200, ge=1, help="validation batches per call (seed Change 6: 50 -> 200)")
+    val_batches: int = F(200, ge=1, help="validation batches per call (50 was too noisy to select on)")
     phase2_step: int = F(200_000, ge=0, help="phase 1 (TP only) before this optimizer step, then TP+TA")
     guard_rms_lo: float = F(0.5, gt=0.0, help="over-suppression guard: val/rms_ratio lower bound")
     guard_rms_hi: float = F(2.0, gt=0.0, help="over-suppression guard: val/rms_ratio upper bound")
@@ -128,7 +129,7 @@ def debug() -> TseConfig:
 
 
 def full() -> TseConfig:
-    """The seed's setting, for GPUs: 16 kHz, 4 s mixtures, phase 2 at 200K, validation every 5K steps."""
+    """The published setting, for GPUs: 16 kHz, 4 s mixtures, phase 2 at 200K, validation every 5K steps."""
     c = TseConfig()
     c.train.epochs, c.train.steps_per_epoch, c.train.batch_size = 100, 5000, 2
     c.train.val_batches, c.train.phase2_step = 200, 200_000

@@ -312,6 +312,6 @@ def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
         # the loop has seeded every RNG with train.val_seed: draw the mixer's seed from it, never reseed
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         for _ in range(t.val_batches):
-            yield mix_batch(rng, val, bs, d.p_ta, d)  # validation always has phase-2 scenes (the seed's)
+            yield mix_batch(rng, val, bs, d.p_ta, d)  # validation always has phase-2 scenes: TA behaviour is scored from the start
 
     return Datasets(train_batches=train_batches, val_batches=val_batches, info=info)

@@ -1,4 +1,4 @@
-"""The tse Family bundle (seed 004): phases, scene-aware loss, TP/TA validation metrics, selection by
+"""The tse Family bundle: phases, scene-aware loss, TP/TA validation metrics, selection by
 TP-only SI-SDR, and the over-suppression guard on ``val/rms_ratio``."""
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
 
 
 def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
-    """Silence (what the seed's raw-dB energy term rewarded) and the unprocessed mixture: selection
+    """Silence (what a raw-dB energy term rewards) and the unprocessed mixture: selection
     metric per TP item, and the run's own loss on that trivial output (compare with val/loss)."""
     cfg: C.TseConfig = ctx.cfg  # type: ignore[assignment]
     out = {}
@@ -90,17 +90,17 @@ METRICS = {
     "val/si_sdr_tp": MetricSpec("max", "SI-SDR (dB) of the estimate on target-present scenes"),
     "val/si_sdri_tp": MetricSpec("max", "SI-SDR improvement (dB) over the mixture on target-present scenes"),
     "val/ta_energy_db": MetricSpec("min", "output energy (dBFS) where the target is absent", exploitable=(
-        "silence minimises it: selecting on it picks the most suppressed model (seed 004)")),
+        "silence minimises it: selecting on it picks the most suppressed model")),
     "val/loss": MetricSpec("min", "weighted scene-aware loss", exploitable=(
         "it contains the TA energy term, which rewards suppression, and weights a sweep varies: the 'best' "
-        "checkpoint by val loss was the most suppressed one (seed 004, Change 2)")),
+        "checkpoint by val loss was the most suppressed one (docs/families/tse.md)")),
 }
 
 
 def guards(cfg: C.TseConfig) -> list[GuardSpec]:
     t = cfg.train
     return [GuardSpec("rms_ratio", "val/rms_ratio", t.guard_rms_lo, t.guard_rms_hi,
-                      reason="over-suppression (seed 004): the output level left the target's level")]
+                      reason="over-suppression: the output level left the target's level")]
 
 
 FAMILY = Family(
@@ -111,7 +111,7 @@ FAMILY = Family(
     build_datasets=D.build_datasets,
     compute_loss=compute_loss,
     evaluate=evaluate,
-    selection_metric="val/si_sdr_tp",  # never a loss with an exploitable term (seed 004, Change 2)
+    selection_metric="val/si_sdr_tp",  # never a loss with an exploitable term (docs/families/tse.md)
     mode="max",
     schedule=schedule,
     prepare_data=D.prepare_data,

@@ -1,10 +1,10 @@
-"""tse losses (seed 004). Every component is non-negative, so none can reward the optimiser for
-suppressing its output (the seed's Change 1), and the scene loss takes its weights only from the
-config (Change 3: no function default can silently replace the configured ``ta_weight``).
+"""tse losses. Every component is non-negative, so none can reward the optimiser for suppressing its
+output (a raw-dB energy term did: silence lowered the loss), and the scene loss takes its weights only
+from the config (no function default can silently replace the configured ``ta_weight``).
 
-Scene weighting follows the note's arithmetic ("TP component: 0.9 · (…)", "TA component: 0.1 · (…)",
-amplitude "adds ~0.092 to loss_G"): total = (1 - ta_weight)·(λ_sisdr·sep + λ_psl·psl) + λ_amp·amp
-+ ta_weight·ta_energy.
+Scene weighting: total = (1 - ta_weight)·(λ_sisdr·sep + λ_psl·psl) + λ_amp·amp + ta_weight·ta_energy,
+i.e. with ta_weight 0.1 the TP terms carry 0.9 and the TA term 0.1; the amplitude anchor keeps its own
+weight outside that split (docs/families/tse.md, "Losses").
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _projection(est: torch.Tensor, tgt: torch.Tensor, eps: float) -> tuple[torch
 def si_sdr(est: torch.Tensor, tgt: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Scale-invariant SDR in dB (zero-mean; eps as in torchmetrics). Higher is better.
 
-    Shape: est, tgt [B, T] -> [B]. No reduction. Invariant to scaling ``est`` (the seed's point 2: it
+    Shape: est, tgt [B, T] -> [B]. No reduction. Invariant to scaling ``est`` (so it
     cannot see amplitude, hence ``amplitude_loss``).
     """
     _check_pair(est, tgt)
@@ -88,9 +88,9 @@ def rms(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def amplitude_loss(est: torch.Tensor, tgt: torch.Tensor, floor: float = 0.05, eps: float = 1e-8) -> torch.Tensor:
-    """The seed's Change 5 amplitude anchor for TP samples: log(clamp(rms_est/rms_tgt, min=floor))².
+    """Amplitude anchor for TP samples: log(clamp(rms_est/rms_tgt, min=floor))².
 
-    Shape: [B, T] x2 -> [B], no reduction (the batch mean is the note's ``.mean()``). 0 with zero
+    Shape: [B, T] x2 -> [B], no reduction (the caller takes the batch mean). 0 with zero
     gradient at ratio 1; symmetric in log ratio (0.5x and 2x cost the same); no gradient below ``floor``.
     """
     _check_pair(est, tgt)
@@ -105,7 +105,7 @@ def energy_db(est: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def energy_loss(est: torch.Tensor, target_db: float = -30.0, eps: float = 1e-8) -> torch.Tensor:
-    """TA loss (the seed's Change 1): relu(energy_db(est) - target_db). Shape: [B, T] -> [B].
+    """TA loss: relu(energy_db(est) - target_db). Shape: [B, T] -> [B].
 
     >= 0 for every output, and both value and gradient are 0 once the output is below ``target_db``:
     suppressing further can no longer lower the total loss (the bug: it returned raw, negative dB).
@@ -127,7 +127,7 @@ def scene_aware_loss(est: torch.Tensor, tgt: torch.Tensor, tp: torch.Tensor, los
     Shape: est, tgt [B, T]; tp [B] bool (True = target present) -> LossTerms of scalar components
     ``sep``, ``psl``, ``amp`` (means over TP samples) and ``ta_energy`` (mean over TA samples); a batch
     with no TP (or no TA) sample gives an exact 0 for those terms. Every weight comes from ``loss_cfg``
-    (the run's config section): there is deliberately no default to fall back on (seed Change 3).
+    (the run's config section): there is deliberately no default to fall back on.
     """
     _check_pair(est, tgt)
     tp = tp.bool().flatten()
@@ -141,7 +141,7 @@ def scene_aware_loss(est: torch.Tensor, tgt: torch.Tensor, tp: torch.Tensor, los
     sep = si_sdr_loss(e_tp, t_tp, c.sisdr_cap_db, c.eps) if has_tp else None
     psl = phase_sensitive_loss(e_tp, t_tp, win, c.psl_compress, c.eps) if has_tp else None
     amp = amplitude_loss(e_tp, t_tp, c.amp_floor, c.eps) if has_tp else None
-    raw = getattr(c, "ta_energy_form", "relu") == "raw_db"  # the seed's bug, on request only (a regression test)
+    raw = c.ta_energy_form == "raw_db"  # the original bug, on request only (a regression test)
     ta = (energy_db(e_ta, c.eps) if raw else energy_loss(e_ta, c.target_db, c.eps)) if has_ta else None
     terms = LossTerms()
     terms.add("sep", _subset_mean(sep, est), (1.0 - w_ta) * c.lambda_sisdr, NONNEG)

@@ -16,7 +16,7 @@ def scene_metrics(est: torch.Tensor, tgt: torch.Tensor, mixture: torch.Tensor, t
 
     si_sdr_tp: SI-SDR of the estimate (dB); si_sdri_tp: its improvement over the mixture's SI-SDR;
     rms_ratio: rms(est)/rms(target) (1 = right level, < 1 = suppressed); ta_energy_db: output energy
-    in dBFS where the target is absent (the seed's ``ta_energy``).
+    in dBFS where the target is absent (what the ``ta_energy`` loss term penalises).
     """
     tp = tp.bool().flatten()
     est, tgt, mixture = est.float(), tgt.float(), mixture.float()

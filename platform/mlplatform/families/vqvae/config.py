@@ -1,4 +1,4 @@
-"""vqvae config (seed 002): hierarchical VQ-VAE over feature categories with "auto" compression ratios."""
+"""vqvae config: hierarchical VQ-VAE over feature categories with "auto" compression ratios."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -109,7 +109,7 @@ def debug() -> VqvaeConfig:
 
 
 def full() -> VqvaeConfig:
-    """The note's configuration: group_embedding_dim 256, group_hidden_dim 128, 100 epochs, 100k rows."""
+    """The published configuration: group_embedding_dim 256, group_hidden_dim 128, 100 epochs, 100k rows."""
     c = VqvaeConfig()
     c.train.epochs, c.train.batch_size, c.train.val_batches = 100, 512, 20
     c.optim.lr = 1e-3

@@ -1,4 +1,4 @@
-"""Diagnostics of a trained vqvae (the note's per-category table and codebook health) and the
+"""Diagnostics of a trained vqvae (per-category reconstruction table and codebook health) and the
 apples-to-apples comparison table. Used by ``jobs/diagnose.py`` and ``jobs/compare_compression.py``."""
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def evaluate_split(cfg: Any, model: torch.nn.Module, split: str = "val") -> dict
 
 
 def diagnosis_markdown(d: dict[str, Any], title: str = "vqvae diagnostics") -> str:
-    """The note's "Per-Category Reconstruction Errors" table (worst first) and "Codebook Health"."""
+    """The "Per-Category Reconstruction Errors" table (worst first) and "Codebook Health"."""
     cats = sorted(d["mse"], key=d["mse"].get, reverse=True)
     best = min(d["mse"], key=d["mse"].get)
     lines = [f"## {title}", "", f"Rows: {d['n_rows']} · strategy: `{d['strategy']}` · parameters: {d['n_params']:,}", "",

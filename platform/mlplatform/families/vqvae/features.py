@@ -8,7 +8,7 @@ belongs to which group, each group's intrinsic dimension and scale, which column
 is returned beside the table, so the compression analysis can be tested against it.
 
 ``read_table`` + ``validate`` + ``clean`` accept any Parquet table of numeric columns. Nothing here
-knows the generator's layout: every dimension is inferred from the table at run time (seed 002).
+knows the generator's layout: every dimension is inferred from the table at run time (hard-coded sizes broke on every other table).
 """
 from __future__ import annotations
 

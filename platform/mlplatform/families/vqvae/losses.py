@@ -18,7 +18,7 @@ def per_category_mse(recon: torch.Tensor, x: torch.Tensor, sizes: list[int]) -> 
     """Shape: recon, x [B, P], sizes summing to P -> [B, C], each category's own feature-mean MSE.
 
     Each category is averaged over its own features, so a 33-feature category is not hidden behind the
-    mean of many small ones (the note's per-category table).
+    mean of many small ones (the per-category diagnostics table).
     """
     if recon.shape != x.shape or x.dim() != 2 or sum(sizes) != x.shape[1]:
         raise ValueError(f"expected [B, {sum(sizes)}] x2 for sizes {sizes}, got {tuple(recon.shape)}, {tuple(x.shape)}")

@@ -57,7 +57,7 @@ def codebook_stats(freqs: dict[tuple[str, int], list[float]]) -> dict[str, float
 
 
 def relative_errors(mse: dict[str, float]) -> dict[str, float]:
-    """Each category's MSE relative to the best (lowest) one: the note's "Relative Error" column."""
+    """Each category's MSE relative to the best (lowest) one: the "Relative Error" column of the diagnostics table."""
     best = min(mse.values()) if mse else 0.0
     return {c: (v / best if best > 0 else math.inf if v > 0 else 1.0) for c, v in mse.items()}
 

@@ -1,12 +1,12 @@
-"""Category discovery and per-category feature characteristics (seed 002, "Phase 2").
+"""Category discovery and per-category feature characteristics (docs/families/vqvae.md, "Data and the analysis").
 
 Categories are found by hierarchical clustering on the correlation distance ``1 - |corr|`` (average
 linkage); their count comes from the config or, when 0, from the data (the start of the silhouette
 plateau on that distance: the fewest categories within 0.02 of the best silhouette). Per category we measure:
 
 - ``variance``: mean raw (unstandardised) feature variance, as a score in [0, 1] on a log10 scale
-  across categories. The seed's table shows 1.000 for every category: it measured variance *after*
-  standardisation, where it carries no information. Here it is measured on the raw imputed values.
+  across categories. Measured *after* standardisation it is 1.000 for every category and carries
+  no information. Here it is measured on the raw imputed values.
 - ``dimensionality``: share of PCA components (standardised features) needed for 95% of the variance.
 - ``information``: mean normalised histogram entropy of the features (1 = uniform over the bins).
 - ``correlation``: mean |corr| between distinct features of the category (redundancy).

@@ -1,4 +1,4 @@
-"""Reports of the compression analysis: JSON, the note's markdown table, a plot, and MLflow logging."""
+"""Reports of the compression analysis: JSON, a markdown table, a plot, and MLflow logging."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from mlplatform.families.vqvae.analysis.strategies import summary_rows
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The note's "Computed Adaptive Ratios" table plus the cleaning report."""
+    """The "Computed Adaptive Ratios" markdown table plus the cleaning report."""
     lines = [f"### Computed ratios: strategy `{result['strategy']}`", "",
              "| Category | Features | Variance | Dimensionality | Information | Correlation | Ratios (L0/L1/L2) |",
              "|---|---|---|---|---|---|---|"]

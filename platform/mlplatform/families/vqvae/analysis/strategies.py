@@ -1,4 +1,4 @@
-"""Strategies: per-category characteristics -> compression ratios for levels L0/L1/L2 (seed 002).
+"""Strategies: per-category characteristics -> compression ratios for levels L0/L1/L2.
 
 A ratio is the size of a category's latent at one level relative to its number of features
 (``latent = max(1, round(ratio · n_features))``), so it never depends on a hard-coded dimension.
@@ -9,7 +9,7 @@ category need") and scales the base ratios by ``scale_min + (scale_max - scale_m
 - ``dimensionality``: more PCA components for 95% -> more capacity.
 - ``information``: higher entropy -> more capacity.
 - ``balanced``: the mean of the three scores and of ``1 - correlation`` (redundant categories compress).
-- ``uniform``: every category gets the base ratios (the baseline the note compares against).
+- ``uniform``: every category gets the base ratios (the baseline every strategy is compared against).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 STRATEGIES = ("variance", "dimensionality", "information", "balanced")
 ALL_STRATEGIES = STRATEGIES + ("uniform",)
-DEFAULT_BASE_RATIOS = (0.3, 0.85, 1.9)  # the note's computed balanced ratios, L0 (coarse) .. L2 (fine)
+DEFAULT_BASE_RATIOS = (0.3, 0.85, 1.9)  # balanced ratios, L0 (coarse) .. L2 (fine): coarse levels compress, fine ones expand
 
 
 def score(ch: dict[str, float], strategy: str) -> float:
@@ -58,7 +58,7 @@ def describe_strategy(strategy: str) -> str:
 
 
 def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the note's "Computed Adaptive Ratios" table."""
+    """Rows of the "Computed Adaptive Ratios" table: per category, its score and ratios."""
     rows = []
     for cat, ch in result["characteristics"].items():
         rows.append({"category": cat, "features": ch["n_features"], "variance": ch["variance"],
