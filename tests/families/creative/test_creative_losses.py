@@ -86,3 +86,11 @@ def test_compute_loss_declares_and_weights_the_ratio_supervision_terms():
     assert model.selector.mlp[-1].weight.grad.abs().sum() > 0
     codec = ctx.state["codec"]
     assert all(not p.requires_grad for p in codec.parameters()) and not codec.training  # frozen decoder
+
+
+def test_compute_loss_rejects_mismatched_latents_before_any_term():
+    cfg = build_config("creative", "debug")
+    model = build_model(cfg)
+    ctx = StepContext(cfg, 0, 0, True, {}, torch.device("cpu"), {})
+    with pytest.raises(ValueError, match=r"latents \[B, C, T\]"):
+        compute_loss(model, {"input": torch.randn(2, 128, 150), "target": torch.randn(3, 128, 150)}, ctx)

@@ -135,3 +135,22 @@ def test_music_recovers_true_angles_from_r_true():
     r = torch.stack(rs).to(torch.complex64)
     est = music_doa(r, torch.tensor([2, 1]), 3, torch.arange(-90.0, 90.01, 0.5))
     assert math.sqrt(float(doa_sq_error(est, angles).max())) < 0.5
+
+
+def test_compute_loss_terms_take_every_weight_from_the_schedule_and_reach_the_optimum():
+    from mlplatform.families.riscov.family import compute_loss, schedule
+    from mlplatform.protocol import StepContext
+
+    cfg = build_config("riscov", "debug")
+    model = CovEstimator(8, 16, 1)
+    r = rand_cov(n=8)
+    # weights the config would never give: compute_loss must read them from the loop's schedule
+    sched = {**schedule(cfg, 0), "beta": 1.0, "lam_cov": 2.0, "lam_cov_pred_eff": 0.3}
+    ctx = StepContext(cfg, 0, 0, False, sched, torch.device("cpu"), {"verbose": False})
+    terms = compute_loss(model, {"r_samp": r, "r_true": r}, ctx)
+    assert terms.weights() == {"nmse_blend": 2.0, "nmse_pred": 0.3, "nmse_blend_diag": 0.0, "nmse_blend_off": 0.0}
+    vals = terms.check(0)
+    assert vals["nmse_blend"] == 0.0  # β = 1 and R_samp = R_true: the blend is exact
+    assert vals["nmse_pred"] > 0 and vals["loss"] == pytest.approx(0.3 * vals["nmse_pred"], rel=1e-6)
+    with pytest.raises(ValueError, match="one shape"):
+        compute_loss(model, {"r_samp": r, "r_true": rand_cov(n=6)}, ctx)

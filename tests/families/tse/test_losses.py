@@ -167,3 +167,19 @@ def test_scene_aware_loss_guards_batches_without_tp_or_ta(flags):
     assert all(vals[k] == 0.0 for k in zero)
     terms.total.backward()
     assert torch.isfinite(est.grad).all()
+
+
+def test_scene_aware_loss_is_at_its_optimum_for_a_perfect_estimate():
+    """The target itself (and silence where the target is absent) gives every component ~0."""
+    torch.manual_seed(3)
+    tgt = 0.1 * torch.randn(4, SR)
+    tp = torch.tensor([True, True, True, False])
+    tgt[~tp] = 0.0
+    terms = scene_aware_loss(tgt.clone(), tgt, tp, TseLoss(), SR)
+    vals = terms.check(0)
+    assert set(vals) == {"sep", "psl", "amp", "ta_energy", "loss"}
+    assert all(t.bound == NONNEG for t in terms.terms.values())
+    assert vals["psl"] == pytest.approx(0.0, abs=1e-6) and vals["amp"] == 0.0 and vals["ta_energy"] == 0.0
+    assert 0.0 <= vals["sep"] < 1e-3  # the soft SI-SDR cap leaves a rounding-sized remainder
+    worse = scene_aware_loss(0.5 * tgt + 0.01 * torch.randn_like(tgt), tgt, tp, TseLoss(), SR).check(0)
+    assert worse["loss"] > vals["loss"] + 0.1
