@@ -22,6 +22,7 @@ from mlplatform.families.creative import data as D
 from mlplatform.families.creative.codec import Codec, load_codec
 from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, diversity_bounds, mean_over_pairs,
                                                   per_pair_mean, ratio_diversity_loss, reconstruction_loss)
+from mlplatform.families.creative.metrics import pair_metrics, ratio_spread, selection_items
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
 from mlplatform.families.creative.plots import log_plot, window_plot
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
@@ -123,22 +124,14 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
     st = ctx.state
     codec = get_codec(cfg, st, ctx.device)
-    out = terms.outputs["out"]
-    agent_items = terms.outputs["agent_items"].mean(1)
-    recon_items = terms.outputs["recon_items"].mean(1)
-    spread = 0.5 * (out["ratio_input"].std(1) + out["ratio_target"].std(1))
-    m: dict[str, torch.Tensor] = {"agent": agent_items, "reconstruction": recon_items,
-                                  "selection_loss": agent_items + recon_items, "ratio_spread": spread}
+    out, agent, recon = terms.outputs["out"], terms.outputs["agent_items"], terms.outputs["recon_items"]
+    spread = ratio_spread(out)
+    m: dict[str, torch.Tensor] = {"agent": agent.mean(1), "reconstruction": recon.mean(1),
+                                  "selection_loss": selection_items(agent, recon), "ratio_spread": spread}
     if ctx.epoch >= cfg.loss.guard_warmup_epochs:
         m["ratio_spread_checked"] = spread  # what guard/ratio_spread watches (ratios all start at 1.0)
     fr = codec.frame_rate
-    for i in range(out["ratio_input"].shape[1]):
-        for side in ("input", "target"):
-            s = out[f"start_{side}"][:, i]
-            m[f"pair{i}/start_{side}_frames"] = s
-            m[f"pair{i}/start_{side}_s"] = s / fr
-            m[f"pair{i}/ratio_{side}"] = out[f"ratio_{side}"][:, i]
-        m[f"pair{i}/tonality_strength"] = out["tonality_strength"][:, i]
+    m.update(pair_metrics(out, fr))
     if st.get("rank", 0) == 0 and st.get("plotted_epoch") != ctx.epoch:
         st["plotted_epoch"] = ctx.epoch
         _print_ratio_supervision(st, ctx.epoch)
@@ -151,11 +144,6 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     return m
 
 
-def _selection_items(f: dict[str, Any]) -> torch.Tensor:
-    """Per item: mean over pairs of agent + reconstruction (val/selection_loss's per-item value)."""
-    return f["agent_items"].mean(1) + f["recon_items"].mean(1)
-
-
 def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
     """Passthrough of the (compressed) input window and of the target window, scored like the model."""
     cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
@@ -164,7 +152,7 @@ def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCo
     res = {}
     for name, key in (("passthrough_input", "window_input"), ("passthrough_target", "window_target")):
         f = score_outputs(out[key], out["window_input"], out["window_target"], out["original_input"], cfg, codec)
-        res[name] = {"selection_loss": _selection_items(f)}
+        res[name] = {"selection_loss": selection_items(f["agent_items"], f["recon_items"])}
     return res
 
 
@@ -173,7 +161,7 @@ def probe_fixed_windows(model: torch.nn.Module, batch: dict, terms: LossTerms, c
     cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
     f = forward_and_losses(model, batch["input"], batch["target"], cfg, get_codec(cfg, ctx.state, ctx.device),
                            ablate=True)
-    return {"selection_loss": _selection_items(f)}
+    return {"selection_loss": selection_items(f["agent_items"], f["recon_items"])}
 
 
 METRICS = {
