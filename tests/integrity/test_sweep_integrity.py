@@ -3,6 +3,7 @@ the one frozen validation set attached (with its hash) to the parent run, and th
 from __future__ import annotations
 
 import json
+import re
 
 from mlflow.tracking import MlflowClient
 
@@ -43,4 +44,11 @@ def test_alarm_stops_trials_and_frozen_val_set_is_shared(ray_session, mlflow_uri
     report = [a.path for a in cl.list_artifacts(parent.info.run_id, "report")]
     assert "report/report.md" in report and "report/report.html" in report
     text = (tmp_path / "ray" / "t-alarm" / "report" / "report.md").read_text()
-    assert "alarm:reliance_beta0" in text or "reliance_beta0" in text
+    # the report's "Stopped trials and why" table lists both trials as stopped by the reliance_beta0 alarm
+    section = text.split("## Stopped trials and why", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in section.splitlines()
+            if ln.startswith("|") and "reliance_beta0" in ln]
+    assert sorted(r[0] for r in rows) == sorted(c.data.tags["trial_id"] for c in children), section
+    for trial, status, kind, mechanism, _epochs, reason in rows:
+        assert (status, kind, mechanism) == ("KILLED", "alarm", "reliance_beta0"), (trial, status, kind, mechanism)
+        assert reason.startswith("alarm:reliance_beta0"), reason

@@ -10,6 +10,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 import report as report_job  # jobs/report.py
+from mlplatform.registry import get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.outcomes import outcome, reason_detail
 from mlplatform.tune.report import load_sweep, write_sweep_report
@@ -32,6 +33,13 @@ def _tables(md: str, section: str) -> list[list[list[str]]]:
 
 def _trial_rows(md: str, section: str) -> list[list[str]]:
     return _tables(md, section)[0]
+
+
+def _table_header(md: str, section: str) -> list[str]:
+    """The header cells of the first markdown table under ``## <section>``."""
+    part = md.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    line = next(ln for ln in part.splitlines() if ln.startswith("|"))
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
 
 
 def test_report_of_a_real_sweep(ray_session, mlflow_uri, tmp_path):
@@ -64,7 +72,16 @@ def test_report_of_a_real_sweep(ray_session, mlflow_uri, tmp_path):
     swept = set(yaml.safe_load((REPO / "search_spaces" / "riscov.yaml").read_text())["spaces"]["wide"])
     imp = {r[0] for r in _trial_rows(md, "Parameter importance")}
     assert imp == swept  # importance covers every swept param
-    assert "No trial logged `val/margin_*`" in md or "![baseline margins]" in md
+    # riscov declares baselines, so every trial logs val/margin_<baseline> and the report must plot them
+    assert get_family("riscov").baselines is not None
+    assert "No trial logged `val/margin_*`" not in md
+    assert "![baseline margins](margins.png)" in md
+    assert "report/margins.png" in logged and (out / "margins.png").read_bytes()[:8] == PNG
+    margin_cols = [c for c in _table_header(md, "Baseline margins") if c.endswith("(last)")]
+    assert "samp (last)" in margin_cols, margin_cols  # the sample covariance, riscov's strongest floor
+    margin_rows = _trial_rows(md, "Baseline margins")
+    assert sorted(r[0] for r in margin_rows) == sorted(children)
+    assert all(r[2] != "-" for r in margin_rows)  # every trial has a margin value
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(re.findall(r"!\[[^\]]*\]\(", md))
 

@@ -64,9 +64,10 @@ def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
         raise ConfigError(f"--epochs_per_trial must be >= 1, got {spec.epochs_per_trial}")
     if spec.workers_per_trial < 1:
         raise ConfigError(f"--workers-per-trial must be >= 1, got {spec.workers_per_trial}")
-    if spec.search not in ("tpe", "random") or spec.scheduler not in ("asha", "fifo"):
-        raise ConfigError(f"search must be tpe or random and scheduler asha or fifo; got {spec.search!r}, "
-                          f"{spec.scheduler!r}")
+    if spec.search not in ("tpe", "random"):
+        raise ConfigError(f"search: {spec.search!r} is not allowed; choose one of 'tpe', 'random'")
+    if spec.scheduler not in ("asha", "fifo"):
+        raise ConfigError(f"scheduler: {spec.scheduler!r} is not allowed; choose one of 'asha', 'fifo'")
     if spec.gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be >= 0, got {spec.gpus_per_worker}")
     base = build_config(spec.family, spec.preset, list(spec.overrides) + [

@@ -111,13 +111,20 @@ def test_validation_mixtures_are_fixed_by_the_loops_seed(small_corpus):
     assert len(a) == cfg.train.val_batches
     assert all(torch.equal(x["mixture"], y["mixture"]) and torch.equal(x["tp"], y["tp"]) for x, y in zip(a, b))
     assert not torch.equal(a[0]["mixture"], c[0]["mixture"])
-    # validation draws TA scenes with p_ta even before phase 2 (the seed validates with phase-2 scenes)
-    assert cfg.train.phase2_step > 0
-    many = build_config("tse", "debug", {**{k: v for k, v in flatten_over(cfg).items()}, "train.val_batches": 8})
+
+
+def test_validation_has_target_absent_scenes_while_training_is_still_in_phase_1(small_corpus):
+    # phase 2 (TA scenes in training) starts after the whole run: training must be TP only, yet validation
+    # scores phase-2 scenes (TP and TA, with probability data.p_ta) from the first epoch on
+    cfg = cfg_for(small_corpus, **{"train.phase2_step": 1000, "train.val_batches": 8, "data.p_ta": 0.5})
+    data = D.build_datasets(cfg, DataContext())
+    train_tp = torch.cat([b["tp"] for epoch in (0, 1) for b in data.train_batches(epoch)])
+    assert train_tp.all(), "a TA scene was mixed into training before train.phase2_step"
     with isolated_rng(5):
-        flags = torch.cat([x["tp"] for x in D.build_datasets(many, DataContext()).val_batches()])
-    assert 0 < int((~flags).sum()) < len(flags)
-
-
-def flatten_over(cfg):
-    return {k: getattr(cfg.data, k.split(".")[1]) for k in ("data.root", "data.corpus", "data.noise")}
+        val_tp = torch.cat([x["tp"] for x in data.val_batches()])
+    n_ta = int((~val_tp).sum())
+    assert len(val_tp) == 8 * cfg.train.batch_size and 0.25 * len(val_tp) < n_ta < 0.75 * len(val_tp), n_ta
+    # and once training reaches phase 2 it mixes TA scenes too
+    late = D.build_datasets(cfg_for(small_corpus, **{"train.phase2_step": 4, "data.p_ta": 0.5}), DataContext())
+    assert torch.cat([b["tp"] for b in late.train_batches(0)]).all()  # steps 0-3
+    assert not torch.cat([b["tp"] for b in late.train_batches(1)]).all()
