@@ -73,6 +73,9 @@ class MetricSpec:
     mode: Literal["min", "max"]
     meaning: str
     exploitable: str = ""  # why it is exploitable; empty = safe to select on
+    # how captured gain compares values (mlplatform.integrity.floors): "log" = in dB of the value (NMSE-like
+    # errors), "db" = the value is already in dB (SI-SDR), "linear" = as it is
+    scale: Literal["linear", "log", "db"] = "linear"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,12 @@ class Family:
     # selection metric (without "val/") so val/margin_<name> can be computed
     baselines: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
     probes: tuple[Probe, ...] = ()
+    # floors: the strongest estimators that need no training; ceilings: oracles that use information the
+    # model cannot have. Same signature and output as ``baselines`` (every baseline counts as a floor too);
+    # scored on the same frozen batches -> val/floor_<name>, val/ceiling_<name>, val/captured_gain
+    floors: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
+    ceilings: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
+    gain_ceiling: str = ""  # the ceiling captured gain is measured against; empty = the best one
     description: str = ""
 
 
