@@ -44,6 +44,11 @@ class LossBoundError(RuntimeError):
         kind = "is not finite" if not math.isfinite(value) else f"violates its declared bound {bound}"
         super().__init__(f"loss component '{component}' {kind} at step {step}: value={value!r}")
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its fields, so it crosses Ray (worker -> driver) as itself: the sweep driver
+        # classifies a failed trial by this type, not by its text
+        return (type(self), (self.component, self.step, self.value, self.bound))
+
 
 @dataclass
 class Term:
