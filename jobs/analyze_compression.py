@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The "auto" compression analysis of a Parquet feature table, as a cached Ray task (seed 002).
+"""The "auto" compression analysis of a Parquet feature table, as a cached Ray task
+(docs/families/vqvae.md).
 
   python jobs/analyze_compression.py --data data/vqvae/features-XXXX/table --strategy balanced
   python jobs/analyze_compression.py --data my_features.parquet --strategy all --n-categories 8

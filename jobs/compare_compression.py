@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Apples-to-apples comparison of compression strategies (the note's next step, seed 002).
+"""Apples-to-apples comparison of compression strategies (docs/families/vqvae.md).
 
   python jobs/compare_compression.py                                  # debug preset, all strategies
   python jobs/compare_compression.py --strategies uniform,balanced --set train.epochs=20

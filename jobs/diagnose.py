@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Diagnose a trained model: the note's per-category table and codebook health (seed 002).
+"""Diagnose a trained model: the per-category table and codebook health (docs/families/vqvae.md).
 
   python jobs/diagnose.py --family vqvae --checkpoint ray_results/.../best
   python jobs/diagnose.py --family vqvae --checkpoint CKPT --split all --out reports/

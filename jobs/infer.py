@@ -4,7 +4,7 @@
   python jobs/infer.py --family creative --checkpoint runs/.../best --input a.wav --target b.wav \\
       --mode best --out out.wav
 
-Modes (seed 001's inference options):
+Modes (the three ways to use the agent's pairs; docs/families/creative.md):
   best      option B: per item, the pair with the lowest agent loss
   ensemble  option A: the mean of all pairs' output latents
   pair:N    option C: pair N (0-based)
