@@ -68,10 +68,6 @@ class RunContext:
     monitor: Monitor
     family_state: dict[str, Any]  # the family's scratch space (``StepContext.state``)
 
-    def say(self, text: str) -> None:
-        if self.verbose:
-            print(f"[{self.label}] {text}", flush=True)
-
 
 def _device(opts: RunOptions, cfg: Config, local_rank: int) -> torch.device:
     use_cuda = torch.cuda.is_available() and opts.use_gpu

@@ -6,6 +6,7 @@ tag. Endings are :class:`~mlplatform.train.outcome.Outcome` values, rendered to 
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -25,7 +26,7 @@ def trial_error(trial: Any) -> Outcome:
     """How a failed trial ended, classified by the exception's type (Tune keeps the raised exception,
     pickled, beside its text); ``failed`` with the error file's last line when it cannot be read."""
     try:
-        exc = trial.get_pickled_error()
+        exc = _pickled_error(trial)
     except Exception:  # noqa: BLE001 - unreadable or not unpicklable here: fall back to the text
         exc = None
     if exc is not None:
@@ -34,6 +35,18 @@ def trial_error(trial: Any) -> Outcome:
             return ended
     err = last_error_line(trial)
     return Outcome("failed", err[:400])
+
+
+def _pickled_error(trial: Any) -> BaseException | None:
+    """The trial's last exception: from the local file Tune has just written (its copy in the sweep's
+    storage may not be synced yet), else through Tune's storage-aware reader."""
+    path = getattr(trial, "pickled_error_file", None)
+    if path and os.path.exists(path):
+        import cloudpickle
+
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    return trial.get_pickled_error()
 
 
 def last_error_line(trial: Any) -> str:
