@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors
+from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors, resolve_preset
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     spec = SweepSpec(
         family=args.family, n_trials=args.n_trials, epochs_per_trial=args.epochs_per_trial, space=args.space,
         space_file=args.space_file, early_stop_patience=args.early_stop_patience,
-        preset="debug" if args.preset == "auto" else args.preset, overrides=list(args.overrides),
+        preset=resolve_preset(args.preset), overrides=list(args.overrides),
         max_concurrent=args.max_concurrent, workers_per_trial=args.workers_per_trial,
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, experiment=args.experiment,
         name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_arg,
         seed=args.seed, grace_period=args.grace_period)
     resume = args.resume is not None
+    checked = None
     if resume:
         if is_uri(storage_arg):
             raise UsageError(f"--resume looks for the sweep in a local or mounted --storage-path; "
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (storage / spec.name / STATE_FILE).exists():
             raise UsageError(f"--resume: no sweep named {spec.name} in {storage}")
     else:
-        validate_spec(spec)  # bad family / key / space: exit 2 before Ray starts
+        checked = validate_spec(spec)  # bad family / key / space: exit 2 before Ray starts
     uri = mu.resolve_tracking_uri()
     if os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_ADDRESS"):
         if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -97,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     mu.check_experiment_artifacts(uri, args.experiment or args.family)
     spec.tracking_uri = uri
 
-    from mlplatform.raycluster import auto_preset, init_ray
+    from mlplatform.raycluster import init_ray
 
     resources = init_ray()
-    if not resume:
-        spec.preset = auto_preset(args.preset, resources)
-    summary = run_sweep(spec, resume=resume)
+    preset = spec.preset if resume else resolve_preset(args.preset, resources)
+    if preset != spec.preset:
+        spec.preset, checked = preset, None  # auto found a GPU: run_sweep checks the full preset's config
+    summary = run_sweep(spec, resume=resume, checked=checked)
 
     print("\n" + "=" * 78)
     print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['wall_s']:.0f}s "

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""One-batch gradient litmus (seed 003): freeze one batch, take 5 steps (β warming up 0 → beta_final
-for riscov), pass only if the loss falls by ≥ 20% and every gradient norm is finite and non-zero.
+"""One-batch gradient litmus: freeze one batch, take 5 steps (with the family's litmus schedule, e.g. β
+warming up 0 → beta_final for riscov; every schedule value is printed), pass only if the loss falls by
+≥ 20% and every gradient norm is finite and non-zero (why: docs/families/<family>.md).
 
   python jobs/litmus.py --family riscov            # exit 0 on PASS, 1 on FAIL, 2 on bad input
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlplatform.cli import add_config_args, maybe_list_keys, one_line_errors
+from mlplatform.cli import add_config_args, maybe_list_keys, one_line_errors, resolve_preset
 
 
 @one_line_errors
@@ -25,13 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     from mlplatform.train.diagnostics import gradient_litmus
 
     fam = get_family(args.family)
-    cfg = build_config(fam.name, "debug" if args.preset == "auto" else args.preset, args.overrides)
+    cfg = build_config(fam.name, resolve_preset(args.preset), args.overrides)
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
     ok, rows, why = gradient_litmus(fam, cfg, steps=args.steps, min_drop=args.min_drop)
     for r in rows:
-        beta = f"beta={r['beta']:.3f}, " if "beta" in r else ""
-        print(f"Step {r['step']}/{args.steps}: {beta}loss={r['loss']:.6f}, avg_grad_norm={r['avg_grad_norm']:.4f}")
+        sched = "".join(f"{k}={v:.3f}, " for k, v in r["schedule"].items())
+        print(f"Step {r['step']}/{args.steps}: {sched}loss={r['loss']:.6f}, avg_grad_norm={r['avg_grad_norm']:.4f}")
     if ok:
         print(f"\n✅ PASS: {why}\n   → Gradients are flowing\n   → Model is learning\n   → Ready for overfit test")
         return 0

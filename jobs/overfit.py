@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Overfit test (seed 003): train the family in-process and check its selection metric against the
+"""Overfit test: train the family in-process and check its selection metric against the
 family's threshold (riscov: val/nmse_blend < 0.5) before spending a sweep on it.
 
   python jobs/overfit.py --family riscov
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors
+from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors, resolve_preset
 
 
 @one_line_errors
@@ -21,15 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from mlplatform.registry import build_config, get_family
     from mlplatform.train.executors import run_local
+    from mlplatform.train.options import RunOptions
 
     fam = get_family(args.family)
     if fam.overfit is None:
         raise UsageError(f"family {fam.name} declares no overfit criterion")
     metric, op, threshold, fam_overrides = fam.overfit
-    cfg = build_config(fam.name, "debug" if args.preset == "auto" else args.preset, list(fam_overrides) + args.overrides)
+    cfg = build_config(fam.name, resolve_preset(args.preset), list(fam_overrides) + args.overrides)
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
-    summary, rep = run_local({"family": fam.name, "cfg": cfg.to_dict(), "verbose": False})
+    summary, rep = run_local(RunOptions(family=fam.name, cfg=cfg, verbose=False))
     for m in rep.history:
         v = m.get(metric)
         print(f"Epoch {m['epoch']:03d}/{cfg.train.epochs:03d}: train {m.get('train/loss', float('nan')):.3f}  "

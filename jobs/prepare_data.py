@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors
+from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors, resolve_preset
 
 
 @one_line_errors
@@ -41,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(val).exists():
                 raise UsageError(f"--{flag} {val}: no such folder")
             ov.append(f"{key}={Path(val).resolve()}")
-    preset = "debug" if args.preset == "auto" else args.preset
     try:
-        cfg = build_config(fam.name, preset, ov)
+        cfg = build_config(fam.name, resolve_preset(args.preset), ov)
     except Exception as e:
         if "unknown config key 'data.corpus'" in str(e) or "unknown config key 'data.pairs'" in str(e):
             raise UsageError(f"--corpus/--pairs do not apply to family {fam.name}") from None

@@ -12,8 +12,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors
+from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors, resolve_preset
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,50 +36,33 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-@one_line_errors
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    if maybe_list_keys(args):
-        return 0
+def check_args(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
+    """Before Ray starts: flags, config and metric contract, the --resume checkpoint (exit 2 on bad input).
+    Returns (family, the config checked with the preset ``auto`` means before Ray starts, resume path)."""
+    from mlplatform.integrity.contracts import check_contract
     from mlplatform.registry import build_config, get_family
-    from mlplatform.storage import check_writable
-    from mlplatform.tracking import mlflow_utils as mu
     from mlplatform.train.checkpoint import load_checkpoint
 
     fam = get_family(args.family)
-    from mlplatform.integrity.contracts import check_contract
-
     # bad overrides, or a selection metric that is undeclared, exploitable or of the wrong direction: exit 2 now
-    sel_metric, sel_mode = check_contract(fam, build_config(args.family, "debug" if args.preset == "auto"
-                                                            else args.preset, args.overrides))
+    cfg = build_config(args.family, resolve_preset(args.preset), args.overrides)
+    check_contract(fam, cfg)
     if args.num_workers < 1:
         raise UsageError(f"--num-workers must be >= 1, got {args.num_workers}")
     if args.reset_optimizer and (args.resume in (None, "__same_name__")):
         raise UsageError("--reset-optimizer needs --resume CHECKPOINT (a checkpoint folder)")
     if args.resume == "__same_name__" and not args.name:
         raise UsageError("--resume without a checkpoint continues a named run: give --name NAME")
-    resume_from = None
-    if args.resume not in (None, "__same_name__"):
-        load_checkpoint(args.resume, fam.name)  # wrong family / version / unsafe file: exit 2 now
-        resume_from = str(Path(args.resume).resolve())
-    uri = mu.resolve_tracking_uri()
-    mu.check_tracking(uri)
-    # read-only, full or missing storage: one line now, not a failure at the first checkpoint
-    storage = check_writable(args.storage_path or (mu.repo_root() / "ray_results"), "--storage-path")
-    mu.check_experiment_artifacts(uri, args.experiment or fam.name)
+    if args.resume in (None, "__same_name__"):
+        return fam, cfg, None
+    load_checkpoint(args.resume, fam.name)  # wrong family / version / unsafe file: exit 2 now
+    return fam, cfg, str(Path(args.resume).resolve())
 
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
 
-    from mlplatform.raycluster import auto_preset, init_ray
-    from mlplatform.train.executors import train_loop_per_worker
+def open_run(args: argparse.Namespace, fam: Any, uri: str, preset: str, resume_from: str | None) -> tuple[Any, str, str, str]:
+    """The run's MLflow run (continued when --resume reuses --name): (client, experiment id, run id, name)."""
+    from mlplatform.tracking import mlflow_utils as mu
 
-    resources = init_ray()
-    preset = auto_preset(args.preset, resources)
-    cfg = build_config(args.family, preset, args.overrides)
-    gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
-    if fam.prepare_data is not None:
-        fam.prepare_data(cfg)
     name = args.name or f"{fam.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     cl = mu.client(uri)
     exp_id = mu.get_or_create_experiment(cl, args.experiment or fam.name)
@@ -88,39 +72,84 @@ def main(argv: list[str] | None = None) -> int:
     if resume_from:
         cl.set_tag(run_id, "resumed_from", resume_from)
         cl.set_tag(run_id, "reset_optimizer", str(args.reset_optimizer).lower())
-    print(f"[train] {fam.name} ({preset}) on {args.num_workers} worker(s), {gpus:g} GPU each; MLflow run {run_id}",
-          flush=True)
-    opts = {"family": fam.name, "cfg": cfg.to_dict(), "tracking_uri": uri, "mlflow_run_id": run_id,
-            "resume_from": resume_from, "reset_optimizer": args.reset_optimizer, "cpus": args.cpus_per_worker,
-            "use_gpu": gpus > 0, "executor": "torchtrainer", "label": name}
-    res_per_worker = {"CPU": args.cpus_per_worker, **({"GPU": gpus} if gpus > 0 else {})}
-    trainer = TorchTrainer(
-        train_loop_per_worker, train_loop_config=opts,
+    return cl, exp_id, run_id, name
+
+
+def build_trainer(args: argparse.Namespace, opts: Any, gpus: float, storage: str) -> Any:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from mlplatform.train.executors import train_loop_per_worker
+
+    return TorchTrainer(
+        train_loop_per_worker, train_loop_config={"run": opts},
         scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=gpus > 0,
-                                     resources_per_worker=res_per_worker),
+                                     resources_per_worker={"CPU": args.cpus_per_worker, **({"GPU": gpus} if gpus > 0 else {})}),
         # the same name + storage again: Train v2 restores the run from its latest checkpoint
-        run_config=RunConfig(name=name, storage_path=storage,
+        run_config=RunConfig(name=opts.label, storage_path=storage,
                              failure_config=FailureConfig(max_failures=args.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
-    t0 = time.time()
-    try:
-        result = trainer.fit()
-    except Exception as e:  # noqa: BLE001 - report, end the run, exit non-zero
-        msg = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-        mu.end_run_if_running(cl, run_id, "FAILED", {"stop_reason": f"error: {msg}"})
-        print(f"[train] FAILED: {msg}", file=sys.stderr)
-        return 1
-    mu.end_run_if_running(cl, run_id, "FINISHED")
+
+
+def print_result(result: Any, fam: Any, cfg: Any, wall: float, uri: str, exp_id: str, run_id: str) -> None:
+    from mlplatform.integrity.contracts import selection
+    from mlplatform.tracking import mlflow_utils as mu
+
+    sel_metric, sel_mode = selection(fam, cfg)
     m = result.metrics or {}
     best = m.get(f"best/{sel_metric}")
     print("=" * 78)
-    print(f"[train] done in {time.time() - t0:.0f}s: {m.get('epoch')} epochs, stop reason: {m.get('stop_reason')}")
+    print(f"[train] done in {wall:.0f}s: {m.get('epoch')} epochs, stop reason: {m.get('stop_reason')}")
     if best is not None:
         print(f"[train] best {sel_metric} = {best:.5g} ({sel_mode})")
     if result.checkpoint is not None:
         print(f"[train] latest checkpoint: {result.checkpoint.path}")
     print(f"[train] MLflow run {run_id}: {mu.run_url(uri, exp_id, run_id)}  (UI: {mu.ui_command(uri)})")
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if maybe_list_keys(args):
+        return 0
+    from mlplatform.registry import build_config
+    from mlplatform.storage import check_writable
+    from mlplatform.tracking import mlflow_utils as mu
+    from mlplatform.train.options import RunOptions
+    from mlplatform.train.outcome import from_error
+
+    fam, checked_cfg, resume_from = check_args(args)
+    uri = mu.resolve_tracking_uri()
+    mu.check_tracking(uri)
+    # read-only, full or missing storage: one line now, not a failure at the first checkpoint
+    storage = check_writable(args.storage_path or (mu.repo_root() / "ray_results"), "--storage-path")
+    mu.check_experiment_artifacts(uri, args.experiment or fam.name)
+
+    from mlplatform.raycluster import init_ray
+
+    resources = init_ray()
+    preset = resolve_preset(args.preset, resources)
+    cfg = checked_cfg if preset == resolve_preset(args.preset) else build_config(args.family, preset, args.overrides)
+    gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
+    if fam.prepare_data is not None:
+        fam.prepare_data(cfg)
+    cl, exp_id, run_id, name = open_run(args, fam, uri, preset, resume_from)
+    print(f"[train] {fam.name} ({preset}) on {args.num_workers} worker(s), {gpus:g} GPU each; MLflow run {run_id}",
+          flush=True)
+    opts = RunOptions(family=fam.name, cfg=cfg, tracking_uri=uri, mlflow_run_id=run_id, resume_from=resume_from,
+                      reset_optimizer=args.reset_optimizer, cpus=args.cpus_per_worker, use_gpu=gpus > 0,
+                      executor="torchtrainer", label=name)
+    t0 = time.time()
+    try:
+        result = build_trainer(args, opts, gpus, str(storage)).fit()
+    except Exception as e:  # noqa: BLE001 - report, end the run, exit non-zero
+        ended = from_error(e, limit=300)
+        mu.end_run_if_running(cl, run_id, ended.status, {"stop_reason": ended.render()})
+        print(f"[train] FAILED: {ended.detail}", file=sys.stderr)
+        return 1
+    mu.end_run_if_running(cl, run_id, "FINISHED")
+    print_result(result, fam, cfg, time.time() - t0, uri, exp_id, run_id)
     return 0
 
 

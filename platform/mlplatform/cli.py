@@ -5,7 +5,7 @@ import argparse
 import functools
 import re
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from mlplatform.config import ConfigError, describe
 
@@ -29,13 +29,26 @@ def add_config_args(p: argparse.ArgumentParser, default_family: str | None = Non
     p.add_argument("--list-keys", action="store_true", help="print every config key with type, range and default, then exit")
 
 
+def resolve_preset(preset: str, resources: Mapping[str, Any] | None = None) -> str:
+    """The one ``--preset auto`` rule. With the Ray cluster's ``resources`` (after ``init_ray``): ``full``
+    where it has a GPU, else ``debug``, and say so. Without them (checks before Ray starts, jobs that
+    run in this process): ``debug``, the preset every machine can run."""
+    if preset != "auto":
+        return preset
+    if resources is None:
+        return "debug"
+    chosen = "full" if resources.get("GPU", 0) > 0 else "debug"
+    why = "a GPU is available" if chosen == "full" else "no GPU found: using the CPU-sized debug preset"
+    print(f"[preset] auto -> {chosen} ({why}; pass --preset to choose)", flush=True)
+    return chosen
+
+
 def maybe_list_keys(args: argparse.Namespace) -> bool:
     if not getattr(args, "list_keys", False):
         return False
     from mlplatform.registry import build_config
 
-    preset = "debug" if args.preset == "auto" else args.preset
-    for line in describe(build_config(args.family, preset)):
+    for line in describe(build_config(args.family, resolve_preset(args.preset))):
         print(line)
     return True
 

@@ -315,8 +315,8 @@ class TrainSection:
     selection_mode: Literal["", "min", "max"] = F("", help="direction of selection_metric; empty = the declared one")
     # loss-integrity checks at validation (mlplatform.integrity)
     val_set: Literal["frozen", "fresh"] = F("frozen", help="frozen: validation items made once per (config, seed), "
-                                            "hashed and reused by every trial; fresh: redrawn per call (seed 004's "
-                                            "bug, kept to test that the alarm catches it)")
+                                            "hashed and reused by every trial; fresh: redrawn per call (the noisy "
+                                            "selection it causes is kept only to test that the alarm catches it)")
     frozen_val_artifact_mb: float = F(64.0, ge=0.0, help="log the frozen validation set as an MLflow artifact "
                                                          "when smaller than this (its hash is always logged)")
     integrity: bool = F(True, help="score trivial baselines and reliance probes at every validation")

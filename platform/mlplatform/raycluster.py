@@ -26,21 +26,3 @@ def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
     res = ray.cluster_resources()
     print(f"[ray] {where}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU", flush=True)
     return res
-
-
-def has_gpu(resources: dict[str, Any] | None = None) -> bool:
-    if resources is not None:
-        return resources.get("GPU", 0) > 0
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def auto_preset(preset: str, resources: dict[str, Any] | None = None) -> str:
-    """``auto`` -> ``full`` where a GPU exists, else ``debug`` (and say so)."""
-    if preset != "auto":
-        return preset
-    chosen = "full" if has_gpu(resources) else "debug"
-    why = "a GPU is available" if chosen == "full" else "no GPU found: using the CPU-sized debug preset"
-    print(f"[preset] auto -> {chosen} ({why}; pass --preset to choose)", flush=True)
-    return chosen

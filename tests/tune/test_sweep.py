@@ -59,7 +59,8 @@ def test_a_trial_that_cannot_fit_is_refused(ray_session, mlflow_uri, tmp_path, m
     assert "one trial needs 2.01 CPUs" in capsys.readouterr().err
 
 
-def test_a_nan_trial_fails_with_its_reason_and_the_sweep_completes(ray_session, mlflow_uri, tmp_path, monkeypatch):
+def test_a_nan_trial_fails_with_its_reason_and_the_sweep_completes(ray_session, mlflow_uri, tmp_path, monkeypatch,
+                                                                    capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     space = tmp_path / "nan_space.yaml"
     space.write_text("family: riscov\nmetric: val/nmse_blend\nmode: min\nspaces:\n  drill:\n"
@@ -81,3 +82,5 @@ def test_a_nan_trial_fails_with_its_reason_and_the_sweep_completes(ray_session, 
         assert c.info.status == "FAILED"
         assert "not finite at step 3" in c.data.tags["stop_reason"]
     assert all(c.info.status in ("FINISHED", "KILLED") for c in ok)
+    # the driver counts them by the exception's type (pickled by Tune), not by grepping its text
+    assert f"{len(nan)} LOSS-GUARD" in capsys.readouterr().out

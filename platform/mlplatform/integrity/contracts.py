@@ -1,8 +1,8 @@
 """Metric contracts, checked at launch: the Tune metric, the checkpoint-selection metric and MLflow's
 "best" must be one metric with one direction, and never one the optimiser can game.
 
-Seed 004 selected its "best" checkpoint by a validation loss that contained a negative energy term, so
-the most suppressed model won. Every family declares its metrics (``Family.metrics``: direction,
+Selecting the "best" checkpoint by a validation loss that contains a negative energy term picks the
+most suppressed model (docs/families/tse.md tells that case). Every family declares its metrics (``Family.metrics``: direction,
 meaning, ``exploitable``); jobs call :func:`check_contract` before Ray starts and refuse in one line.
 """
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Validation data some families generate on the fly (tse mixtures) is materialised once under the fixed
 validation seed, saved next to the data caches with its SHA-256, and every trial of a sweep reads the
-same file, so trials are compared on the same items (seed 004: a set redrawn per call was too noisy to
-select on). The key is the ``data`` section plus ``train.val_seed/val_batches/batch_size``: a family's
+same file, so trials are compared on the same items (a set redrawn per call is too noisy to select
+on: the selection metric then moves with the draw, not the model; docs/integrity.md). The key is the ``data`` section plus ``train.val_seed/val_batches/batch_size``: a family's
 ``val_batches()`` must depend on nothing else (see ``registry.Datasets``).
 
 ``train.val_set=fresh`` keeps the old behaviour (redrawn per call, from the training RNG) only so a

@@ -1,6 +1,7 @@
 """Exploit alarms and guards, evaluated after every validation.
 
-Every seed note records the optimiser winning by cheating. The monitor flags a run (and, with
+An optimiser will win a loss by cheating when it can (docs/integrity.md and the family pages under
+docs/families/ tell each family's case). The monitor flags a run (and, with
 ``train.guard_action=stop``, as in sweeps, stops it with the reason in Tune and MLflow) when:
 
 - **guard/<name>**: a family's collapse signal (rms ratio, ratio spread, codebook utilisation) stays
@@ -11,7 +12,7 @@ Every seed note records the optimiser winning by cheating. The monitor flags a r
 - **alarm/reliance_<probe>**: a reliance probe shows the network (or a mechanism) contributes nothing
   (``val/reliance_<probe>`` <= ``train.alarm_min_reliance``) for ``train.guard_patience`` validations;
 - **alarm/val_set_changed**: the validation batches' hash changed between calls (trials and epochs
-  would be compared on different items; seed 004's set redrawn per call).
+  would be compared on different items, as with a set redrawn at every call).
 
 All state lives in the loop's checkpointed dict, so a resumed run alarms exactly as the original.
 """

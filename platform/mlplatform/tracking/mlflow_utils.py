@@ -1,7 +1,8 @@
 """MLflow: tracking-URI resolution, experiments, parent/child runs, and a buffered run logger.
 
 Only ``MlflowClient`` is used (never ``mlflow.set_experiment`` in a sweep driver: it exports
-``MLFLOW_EXPERIMENT_ID`` to child processes and silently redirects their runs; NOTES-stack.md).
+``MLFLOW_EXPERIMENT_ID`` into the environment, which Ray workers inherit, so their runs silently land
+in that experiment).
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The seed 003 sanity checks, for any family: the one-batch gradient litmus and the overfit test."""
+"""Sanity checks to pass before spending a sweep, for any family: the one-batch gradient litmus (here) and
+the overfit test (``jobs/overfit.py``). A model that cannot lower its loss on one frozen batch, or whose
+gradients are zero or not finite, has a wiring bug no hyperparameter will fix."""
 from __future__ import annotations
 
 import math
@@ -8,13 +10,15 @@ import torch
 
 from mlplatform.protocol import DataContext, Family, StepContext
 from mlplatform.rng import seed_everything
-from mlplatform.train.loop import build_optimizer, to_device
+from mlplatform.train.setup import build_optimizer
+from mlplatform.train.validation import to_device
 
 
 def gradient_litmus(fam: Family, cfg: Any, steps: int = 5, min_drop: float = 0.2) -> tuple[bool, list[dict], str]:
     """Freeze one batch, take ``steps`` optimiser steps (with the family's litmus schedule, e.g. β
     warming up 0 → beta_final), and pass only if the loss falls by ``min_drop`` and every step's
-    gradient norm is finite and non-zero, and every trainable tensor received a gradient."""
+    gradient norm is finite and non-zero, and every trainable tensor received a gradient. Each row
+    holds the step's ``schedule``: every value of the family's schedule, whatever it names."""
     seed_everything(cfg.train.seed)
     model = fam.build_model(cfg)
     data = fam.build_datasets(cfg, DataContext())
@@ -37,7 +41,7 @@ def gradient_litmus(fam: Family, cfg: Any, steps: int = 5, min_drop: float = 0.2
                 norms.append(g)
                 got_grad[n] = got_grad[n] or (math.isfinite(g) and g > 0)
         total_norm = math.sqrt(sum(g * g for g in norms)) if norms else 0.0
-        rows.append({"step": i + 1, **{k: float(v) for k, v in sched.items() if k == "beta"},
+        rows.append({"step": i + 1, "schedule": {k: float(v) for k, v in sched.items()},
                      "loss": float(terms.total.detach()), "avg_grad_norm": sum(norms) / max(1, len(norms)),
                      "grad_norm": total_norm})
         opt.step()

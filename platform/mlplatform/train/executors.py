@@ -2,18 +2,22 @@
 
 - ``LocalReporter``: in-process (litmus/overfit jobs, tests, benchmarks' bare baseline).
 - ``train_loop_per_worker``: the ``TorchTrainer`` entry point (``jobs/train.py``, multi-worker trials).
-- ``tune_trial``: a Tune *function* trainable. Single-worker trials run the loop right here (about
-  1.3 s overhead per trial on 2 cores); with ``workers_per_trial > 1`` it builds and fits a
-  ``TorchTrainer`` with ``TuneReportCallback`` (Ray 2.60's Train-in-Tune pattern; NOTES-stack.md).
+- ``tune_trial``: a Tune *function* trainable. Single-worker trials run the loop right here, in worker
+  processes Tune reuses across trials (docs/benchmarks.md, section 2, measured 0.04 s of sweep wall time
+  per trial, 1.9 s per trial slot, on 2 cores); with ``workers_per_trial > 1`` it builds and fits a
+  ``TorchTrainer`` with ``TuneReportCallback`` (Ray 2.60's pattern for Train inside Tune, about 2.3x the
+  per-slot cost: it starts a worker group per trial).
 """
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
 
 from mlplatform.train.loop import run_training
+from mlplatform.train.options import RunOptions
 
 
 class LocalReporter:
@@ -33,100 +37,103 @@ class LocalReporter:
         return None  # a local run resumes only from an explicit --resume path
 
 
-class RayTrainReporter:
-    def __init__(self) -> None:
-        import ray.train
+class RayReporter:
+    """Reports through Ray Train (``api="train"``: a ``TorchTrainer`` worker, ranks from its context) or
+    Ray Tune (``api="tune"``: a single-process function trial, rank 0 of 1); the calls are the same."""
 
-        ctx = ray.train.get_context()
-        self.rank = ctx.get_world_rank()
-        self.world_size = ctx.get_world_size()
-        self.local_rank = ctx.get_local_rank()
+    def __init__(self, api: Literal["train", "tune"]) -> None:
+        import importlib
+
+        self.api = importlib.import_module(f"ray.{api}")
+        self.rank, self.world_size, self.local_rank = 0, 1, 0
+        if api == "train":
+            ctx = self.api.get_context()
+            self.rank, self.world_size, self.local_rank = ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank()
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        import ray.train
-
-        ck = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=ck)
+        ck = self.api.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        self.api.report(metrics, checkpoint=ck)
 
     def latest_checkpoint(self) -> str | None:
-        import ray.train
-
-        ck = ray.train.get_checkpoint()
+        ck = self.api.get_checkpoint()
         return ck.to_directory() if ck is not None else None
 
 
-class TuneReporter:
-    rank = 0
-    world_size = 1
-    local_rank = 0
+def RayTrainReporter() -> RayReporter:  # noqa: N802 - the name benchmarks use
+    return RayReporter("train")
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        import ray.tune
 
-        ck = ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.tune.report(metrics, checkpoint=ck)
-
-    def latest_checkpoint(self) -> str | None:
-        import ray.tune
-
-        ck = ray.tune.get_checkpoint()
-        return ck.to_directory() if ck is not None else None
+def TuneReporter() -> RayReporter:  # noqa: N802 - the name benchmarks use
+    return RayReporter("tune")
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point of every ``TorchTrainer`` worker."""
-    run_training(config, RayTrainReporter())
+    """Entry point of every ``TorchTrainer`` worker: ``config["run"]`` is the run's :class:`RunOptions`."""
+    run_training(config["run"], RayReporter("train"))
 
 
-def run_local(opts: dict[str, Any]) -> tuple[dict[str, Any], LocalReporter]:
+def run_local(opts: RunOptions | Mapping[str, Any]) -> tuple[dict[str, Any], LocalReporter]:
     rep = LocalReporter()
     return run_training(opts, rep), rep
 
 
-def tune_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
-    """One sweep trial. ``params`` are dotted config keys sampled by the searcher."""
+@dataclass(frozen=True)
+class TrialOptions:
+    """What every trial of a sweep shares: the run options of the base config, and where trials log
+    and store. Built once by the sweep driver, handed to each trial by ``tune.with_parameters``."""
+
+    run: RunOptions
+    parent_run_id: str = ""  # the sweep's MLflow run; each trial opens (or continues) a child run of it
+    experiment_id: str = ""
+    sweep_name: str = "sweep"
+    storage_path: str = ""
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+
+def _trial_run_id(base: TrialOptions, trial_id: str) -> str | None:
+    from mlplatform.tracking import mlflow_utils as mu
+
+    if not base.parent_run_id:
+        return None
+    cl = mu.client(base.run.tracking_uri)
+    key = {"trial_id": trial_id, mu.PARENT_TAG: base.parent_run_id}
+    return mu.start_or_continue_run(cl, base.experiment_id, run_name=f"{base.sweep_name}-{trial_id}",
+                                    tags={"sweep": base.sweep_name, "family": base.run.family}, key_tags=key)
+
+
+def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
+    """One sweep trial. ``params`` are dotted config keys sampled by the searcher; the base config is
+    overridden (and validated) once here."""
     import logging
 
     import ray.tune
 
-    from mlplatform.registry import get_family
-    from mlplatform.tracking import mlflow_utils as mu
-
     for name in ("ray.train", "ray.tune"):  # "Checkpoint successfully created" per epoch per trial
         logging.getLogger(name).setLevel(logging.WARNING)
-
-    fam = get_family(base["family"])
-    cfg = fam.config_cls.from_dict(base["cfg"]).override(dict(params))
     ctx = ray.tune.get_context()
     trial_id = ctx.get_trial_id()
-    opts = dict(base, cfg=cfg.to_dict(), label=f"{fam.name} {trial_id}")
-    if base.get("parent_run_id"):
-        cl = mu.client(base.get("tracking_uri"))
-        key = {"trial_id": trial_id, mu.PARENT_TAG: base["parent_run_id"]}
-        opts["mlflow_run_id"] = mu.start_or_continue_run(
-            cl, base["experiment_id"], run_name=f"{base.get('sweep_name', 'sweep')}-{trial_id}",
-            tags={"sweep": base.get("sweep_name", ""), "family": fam.name}, key_tags=key)
     trial_dir = Path(ctx.get_trial_dir() or tempfile.mkdtemp())
-    opts["work_dir"] = str(trial_dir / "work")
-    n = int(base.get("workers_per_trial", 1))
-    if n <= 1:
-        opts["cpus"] = base.get("cpus_per_trial", 1)
-        run_training(opts, TuneReporter())
+    opts = base.run.replace(cfg=base.run.cfg.override(dict(params)), label=f"{base.run.family} {trial_id}",
+                            mlflow_run_id=_trial_run_id(base, trial_id), work_dir=str(trial_dir / "work"))
+    if base.workers_per_trial <= 1:
+        run_training(opts.replace(cpus=base.cpus_per_worker), RayReporter("tune"))
         return
     # multi-worker trial: a TorchTrainer per trial, reporting through TuneReportCallback
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    gpus = float(base.get("gpus_per_worker", 0))
+    gpus = base.gpus_per_worker
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=opts,
-        scaling_config=ScalingConfig(num_workers=n, use_gpu=gpus > 0,
-                                     resources_per_worker={"CPU": float(base.get("cpus_per_worker", 1)),
+        train_loop_config={"run": opts},
+        scaling_config=ScalingConfig(num_workers=base.workers_per_trial, use_gpu=gpus > 0,
+                                     resources_per_worker={"CPU": base.cpus_per_worker,
                                                            **({"GPU": gpus} if gpus > 0 else {})}),
         # same name + storage on a restored sweep: Train v2 resumes this trial from its latest checkpoint
-        run_config=RunConfig(name=f"train-{trial_id}", storage_path=base["storage_path"],
+        run_config=RunConfig(name=f"train-{trial_id}", storage_path=base.storage_path,
                              callbacks=[TuneReportCallback()]),
     )
     trainer.fit()
@@ -138,6 +145,7 @@ def ensure_env_for_workers() -> dict[str, str]:
            if k in ("MLFLOW_TRACKING_URI", "MLPLATFORM_HOME", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
                     "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                     "MLPLATFORM_MLFLOW_RETRY_S", "MLPLATFORM_MIN_FREE_MB")}
-    # Train v2 blocks ~2 s per report at the default health-check interval (NOTES-stack.md)
+    # Ray Train v2's controller polls its workers at this interval, and each report waits for the next
+    # poll: at the default interval a short epoch paid about 2 s per report
     env.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"))
     return env

@@ -2,8 +2,9 @@
 
 Every family's ``compute_loss`` returns one. The shared loop logs every component, checks every
 declared bound and finiteness each step, and raises :class:`LossBoundError` naming the component,
-the step and the value. Declaring bounds is how the seed notes' exploits become loud: a term that is
-declared non-negative can never again reward the optimiser for going below zero (seed 004).
+the step and the value. Declaring bounds is how a loss exploit becomes loud: a term declared
+non-negative can never again reward the optimiser for going below zero (the tse story of a negative
+energy term rewarding silence is told in docs/families/tse.md).
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ class LossBoundError(RuntimeError):
         self.component, self.step, self.value, self.bound = component, step, value, bound
         kind = "is not finite" if not math.isfinite(value) else f"violates its declared bound {bound}"
         super().__init__(f"loss component '{component}' {kind} at step {step}: value={value!r}")
+
+    def __reduce__(self) -> tuple:
+        # rebuilt from its fields, so it crosses Ray (worker -> driver) as itself: the sweep driver
+        # classifies a failed trial by this type, not by its text
+        return (type(self), (self.component, self.step, self.value, self.bound))
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Deterministic validation, scored beside the family's trivial baselines and reliance probes.
 
 Per batch: the family's loss (same ``compute_loss``, same config: no second code path with its own
-default weights, seed 004 Change 3), its per-sample metrics, every declared baseline (the trivial
+default weights: a validation loss weighted differently from training ranks checkpoints by a
+different objective), its per-sample metrics, every declared baseline (the trivial
 outputs the losses could drift to) and every reliance probe (the model with one mechanism switched
-off). After the means: ``val/margin_<baseline>`` = model minus baseline on the selection metric and
+off). After the means: ``val/margin_<baseline>`` = model minus baseline on the run's selection metric and
 ``val/reliance_<probe>``, both signed so that positive is better.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import torch
 
+from mlplatform.integrity.contracts import selection
 from mlplatform.integrity.frozen import feed, new_digest
 from mlplatform.protocol import Family, StepContext
 from mlplatform.rng import isolated_rng
@@ -48,10 +50,12 @@ def signed(mode: str) -> float:
     return 1.0 if mode == "max" else -1.0
 
 
-def derived_metrics(fam: Family, extra: dict[str, float], model_means: dict[str, float]) -> dict[str, float]:
-    """``baseline_*``/``probe_*`` means plus the margins and reliances on the family's selection metric."""
-    sel = fam.selection_metric.removeprefix("val/")
-    s = signed(fam.mode)
+def derived_metrics(fam: Family, extra: dict[str, float], model_means: dict[str, float], metric: str,
+                    mode: str) -> dict[str, float]:
+    """``baseline_*``/``probe_*`` means plus the margins and reliances on the run's selection ``metric``
+    (``train.selection_metric`` or the family's), signed by its ``mode`` so that positive is better."""
+    sel = metric.removeprefix("val/")
+    s = signed(mode)
     out = dict(extra)
     if sel not in model_means:
         return out
@@ -83,7 +87,7 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     own, extra = _Means(), _Means()
     digest = new_digest()  # hashed as it goes: nothing extra is kept in memory
     optimised: set[str] = set()
-    fresh = cfg.train.val_set == "fresh"  # seed 004's bug, on request only: no fixed seed
+    fresh = cfg.train.val_set == "fresh"  # a set redrawn per call, on request only (docs/integrity.md)
     rng = contextlib.nullcontext() if fresh else isolated_rng(cfg.train.val_seed)
     with torch.no_grad(), rng:
         for i, batch in enumerate(data.val_batches()):
@@ -110,7 +114,7 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     model.train(was_training)
     means = own.means()
     out = fam.finalize_metrics(means)
-    out.update(derived_metrics(fam, extra.means(), out))
+    out.update(derived_metrics(fam, extra.means(), out, *selection(fam, cfg)))
     if info is not None:
         info["digest"] = digest.hexdigest()
         info["optimised"] = sorted(optimised | {"loss"})

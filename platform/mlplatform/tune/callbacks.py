@@ -1,22 +1,52 @@
 """Driver-side Tune callbacks: terminal progress, and closing each trial's MLflow run.
 
-Code after a trial's last report never runs when ASHA stops it (NOTES-stack.md), so a trial cannot
-end its own MLflow run then: the driver does it here, with the reason as a tag.
+When ASHA stops a trial it stops the trial's process at its next report, so code after that report
+never runs and the trial cannot end its own MLflow run: the driver does it here, with the reason as a
+tag. Endings are :class:`~mlplatform.train.outcome.Outcome` values, rendered to text only for the tag.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Any
 
 from ray.tune import Callback
 
-from mlplatform.tune.outcomes import OUTCOMES, outcome
+from mlplatform.train.outcome import Outcome, from_error
+from mlplatform.tune.outcomes import OUTCOMES, classify, outcome
 
 
 # the progress line's short names for how trials ended (outcomes.LABELS are for the report)
 SHORT = {"completed": "completed", "early_stop": "early-stop", "pruned": "pruned", "guard": "GUARD",
          "alarm": "ALARM", "loss_guard": "LOSS-GUARD", "failed": "FAILED", "other": "other", "running": "?"}
+
+
+def trial_error(trial: Any) -> Outcome:
+    """How a failed trial ended, classified by the exception's type (Tune keeps the raised exception,
+    pickled, beside its text); ``failed`` with the error file's last line when it cannot be read."""
+    try:
+        exc = _pickled_error(trial)
+    except Exception:  # noqa: BLE001 - unreadable or not unpicklable here: fall back to the text
+        exc = None
+    if exc is not None:
+        ended = from_error(exc)
+        if ended.kind != "failed":
+            return ended
+    err = last_error_line(trial)
+    return Outcome("failed", err[:400])
+
+
+def _pickled_error(trial: Any) -> BaseException | None:
+    """The trial's last exception: from the local file Tune has just written (its copy in the sweep's
+    storage may not be synced yet), else through Tune's storage-aware reader."""
+    path = getattr(trial, "pickled_error_file", None)
+    if path and os.path.exists(path):
+        import cloudpickle
+
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    return trial.get_pickled_error()
 
 
 def last_error_line(trial: Any) -> str:
@@ -103,7 +133,7 @@ class SweepProgress(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         err = last_error_line(trial)
-        self._end(trial, "loss_guard" if "LossBoundError" in err else "failed")
+        self._end(trial, classify(trial_error(trial), "FAILED"))
         self._line(f"{trial.trial_id} FAILED" + (f": {err[:200]}" if err else ""))
 
 
@@ -113,7 +143,7 @@ class MlflowTrialCloser(Callback):
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str):
         self.uri, self.exp, self.parent = tracking_uri, experiment_id, parent_run_id
 
-    def _close(self, trial: Any, status: str, reason: str) -> None:
+    def _close(self, trial: Any, ended: Outcome) -> None:
         from mlplatform.tracking import mlflow_utils as mu
 
         try:
@@ -123,15 +153,14 @@ class MlflowTrialCloser(Callback):
                 return
             run = cl.get_run(run_id)
             if run.info.status == "RUNNING":
-                tags = {} if "stop_reason" in run.data.tags else {"stop_reason": reason}
-                mu.end_run_if_running(cl, run_id, status, tags)
+                tags = {} if "stop_reason" in run.data.tags else {"stop_reason": ended.render()}
+                mu.end_run_if_running(cl, run_id, ended.status, tags)
         except Exception as e:  # noqa: BLE001 - never let bookkeeping kill the sweep
             print(f"[mlflow] could not close the run of {trial.trial_id}: {type(e).__name__}: {e}", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         res = trial.last_result or {}
-        self._close(trial, "KILLED", f"pruned by ASHA after epoch {res.get('epoch', '?')}")
+        self._close(trial, Outcome("pruned", f"after epoch {res.get('epoch', '?')}"))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        err = last_error_line(trial)
-        self._close(trial, "FAILED", f"error: {err[:400]}" if err else "error")
+        self._close(trial, trial_error(trial))

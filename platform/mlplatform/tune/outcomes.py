@@ -1,10 +1,12 @@
-"""How a trial ended, as one small vocabulary shared by the terminal progress and the sweep report.
+"""How a trial ended, as the small set of classes the terminal progress and the sweep report count.
 
-The training loop and the driver write a free-text ``stop_reason`` (``completed``, ``early_stop: ...``,
-``guard:<name>: ...``, ``alarm:<name>: ...``, ``loss_guard: ...``, ``pruned by ASHA ...``, ``error: ...``);
-both consumers must count them the same way, so the parsing lives here and nowhere else.
+A trial's ending is a typed :class:`~mlplatform.train.outcome.Outcome` where it happens; MLflow and Tune
+hold its rendered ``stop_reason`` text. Both consumers read it back through
+:func:`~mlplatform.train.outcome.parse_reason` (the one parser) and :func:`classify`, so they count alike.
 """
 from __future__ import annotations
+
+from mlplatform.train.outcome import Outcome, parse_reason
 
 # display order: good endings first, then the ones a user must look at
 OUTCOMES = ("completed", "early_stop", "pruned", "guard", "alarm", "loss_guard", "failed", "other", "running")
@@ -14,26 +16,24 @@ LABELS = {"completed": "completed", "early_stop": "early stop (plateau)", "prune
           "running": "still running"}
 
 
-def outcome(stop_reason: str | None, status: str | None = None) -> str:
-    """One of ``OUTCOMES`` for a trial's ``stop_reason`` tag and MLflow status."""
-    r = (stop_reason or "").strip()
-    for prefix, kind in (("alarm:", "alarm"), ("guard:", "guard"), ("loss_guard", "loss_guard"),
-                         ("early_stop", "early_stop"), ("pruned", "pruned"), ("error", "failed")):
-        if r.startswith(prefix):
-            return kind
-    if r == "completed":
-        return "completed"
-    if status == "FAILED":
-        return "failed"
-    if not r:
+def classify(ended: Outcome | None, status: str | None = None) -> str:
+    """One of ``OUTCOMES`` for a trial's ending (None: no reason recorded) and its MLflow status."""
+    if ended is None:
+        if status == "FAILED":
+            return "failed"
         # a finished trial without a reason of ours was stopped by the scheduler between reports
         return "running" if status in (None, "RUNNING") else "pruned"
-    return "other"
+    if ended.kind in OUTCOMES and ended.kind != "other":
+        return ended.kind
+    return "failed" if status == "FAILED" else "other"  # text of no kind, interrupted, superseded
+
+
+def outcome(stop_reason: str | None, status: str | None = None) -> str:
+    """One of ``OUTCOMES`` for a trial's ``stop_reason`` tag and MLflow status."""
+    return classify(parse_reason(stop_reason), status)
 
 
 def reason_detail(stop_reason: str | None) -> str:
     """The named mechanism of a guard/alarm reason (``guard:rms_ratio: ...`` -> ``rms_ratio``), else ''."""
-    r = stop_reason or ""
-    if r.startswith(("guard:", "alarm:")):
-        return r.split(":", 2)[1].strip()
-    return ""
+    ended = parse_reason(stop_reason)
+    return ended.name if ended is not None else ""

@@ -12,14 +12,15 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlplatform.config import ConfigError
 from mlplatform.integrity.contracts import check_contract, selection
 from mlplatform.protocol import DataContext
 from mlplatform.registry import build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
-from mlplatform.tune.search_space import default_path, load_search_space
+from mlplatform.train.outcome import Outcome
+from mlplatform.tune.search_space import SearchSpace, default_path, load_search_space
 
 STATE_FILE = "mlplatform_sweep.json"
 
@@ -55,7 +56,15 @@ class SweepSpec:
     reuse_actors: bool = True
 
 
-def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
+class CheckedSweep(NamedTuple):
+    """A spec's family, its validated base config and its search space (``validate_spec``'s result)."""
+
+    fam: Any
+    base: Any
+    space: SearchSpace
+
+
+def validate_spec(spec: SweepSpec) -> CheckedSweep:
     """Everything that can be checked before Ray starts: family, config, search space."""
     fam = get_family(spec.family)
     if spec.n_trials < 1:
@@ -81,7 +90,7 @@ def validate_spec(spec: SweepSpec) -> tuple[Any, Any, Any]:
         raise ConfigError(f"{space.path}: {', '.join(fixed)} cannot be swept: every trial must be selected by one "
                           "rule on one validation set")
     check_contract(fam, base, space.metric, space.mode)  # Tune metric = selection metric, declared, not exploitable
-    return fam, base, space
+    return CheckedSweep(fam, base, space)
 
 
 def check_fits(spec: SweepSpec, resources: dict[str, Any]) -> None:
@@ -107,15 +116,15 @@ def fit_concurrency(spec: SweepSpec, resources: dict[str, Any]) -> int:
     return max(1, int(math.floor(resources.get("CPU", 1) / per + 1e-9)))
 
 
-def _trainable(spec: SweepSpec, base_opts: dict[str, Any]) -> Any:
+def _trainable(spec: SweepSpec, base: Any) -> Any:
     from ray import tune
 
     from mlplatform.train.executors import tune_trial
 
-    fn = tune.with_parameters(tune_trial, base=base_opts)
+    fn = tune.with_parameters(tune_trial, base=base)
     if spec.workers_per_trial > 1:
         # the trial only drives a TorchTrainer: reserve (almost) nothing for it, or its workers never
-        # start on a small cluster ({"cpu": 0} raises; NOTES-stack.md)
+        # start on a small cluster (Tune refuses {"cpu": 0}, hence 0.01)
         return tune.with_resources(fn, {"cpu": 0.01})
     res = {"cpu": spec.cpus_per_worker}
     if spec.gpus_per_worker > 0:
@@ -123,8 +132,11 @@ def _trainable(spec: SweepSpec, base_opts: dict[str, Any]) -> Any:
     return tune.with_resources(fn, res)
 
 
-def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
-    """Run (or, with ``resume``, continue) a sweep. Ray must be initialised. Returns a summary."""
+def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | None = None) -> dict[str, Any]:
+    """Run (or, with ``resume``, continue) a sweep. Ray must be initialised. Returns a summary.
+
+    ``checked``: ``validate_spec(spec)`` when the caller already ran it for this very spec (a job checks
+    before Ray starts); a resumed sweep always re-checks the spec it reads back."""
     import ray
 
     raw = spec.storage_path or str(mu.repo_root() / "ray_results")
@@ -140,7 +152,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
         parent, exp_id = state["parent_run_id"], state["experiment_id"]
         cl.update_run(parent, status="RUNNING")
         print(f"[sweep] resuming {spec.name} from {sweep_dir} (parent run {parent})", flush=True)
-    fam, base_cfg, space = validate_spec(spec)
+    fam, base_cfg, space = validate_spec(spec) if (resume or checked is None) else checked
     resources = ray.cluster_resources()
     check_fits(spec, resources)
     k = fit_concurrency(spec, resources)
@@ -168,10 +180,9 @@ def run_sweep(spec: SweepSpec, resume: bool = False) -> dict[str, Any]:
         results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume)
     except BaseException as e:
         # never leave the parent RUNNING; an interrupted sweep is continued with --resume
-        interrupted = isinstance(e, KeyboardInterrupt)
-        mu.end_run_if_running(cl, parent, "KILLED" if interrupted else "FAILED",
-                              {"stop_reason": "interrupted (continue with --resume)" if interrupted
-                               else f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"})
+        ended = (Outcome("interrupted", "(continue with --resume)") if isinstance(e, KeyboardInterrupt)
+                 else Outcome("failed", f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"))
+        mu.end_run_if_running(cl, parent, ended.status, {"stop_reason": ended.render()})
         raise
     summary = summarize(results[0], space, spec, cl, uri, exp_id, parent, results[1])
     try:
@@ -210,9 +221,8 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
     for run in mu.iter_child_runs(cl, exp_id, parent):
         tid = run.data.tags.get("trial_id")
         if tid and tid not in known:
-            mu.end_run_if_running(cl, run.info.run_id, "KILLED", {
-                "stop_reason": "driver died before the sweep state recorded this trial; superseded on resume",
-                "orphaned": "true"})
+            ended = Outcome("superseded", "driver died before the sweep state recorded this trial")
+            mu.end_run_if_running(cl, run.info.run_id, ended.status, {"stop_reason": ended.render(), "orphaned": "true"})
             cl.delete_run(run.info.run_id)
             print(f"[sweep] retired the MLflow run of trial {tid} (not in the saved sweep state)", flush=True)
 
@@ -226,13 +236,15 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
 
     from mlplatform.tune.callbacks import MlflowTrialCloser, SweepProgress
 
-    base_opts = {"family": fam.name, "cfg": base_cfg.to_dict(), "tracking_uri": uri, "parent_run_id": parent,
-                 "experiment_id": exp_id, "sweep_name": spec.name, "storage_path": str(storage),
-                 "workers_per_trial": spec.workers_per_trial, "cpus_per_trial": spec.cpus_per_worker,
-                 "cpus_per_worker": spec.cpus_per_worker, "gpus_per_worker": spec.gpus_per_worker,
-                 "verbose": False, "executor": "tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer",
-                 "val_set_logged": True}
-    trainable = _trainable(spec, base_opts)
+    from mlplatform.train.executors import TrialOptions
+    from mlplatform.train.options import RunOptions
+
+    run = RunOptions(family=fam.name, cfg=base_cfg, tracking_uri=uri, verbose=False, val_set_logged=True,
+                     executor="tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer")
+    base = TrialOptions(run, parent_run_id=parent, experiment_id=exp_id, sweep_name=spec.name,
+                        storage_path=str(storage), workers_per_trial=spec.workers_per_trial,
+                        cpus_per_worker=spec.cpus_per_worker, gpus_per_worker=spec.gpus_per_worker)
+    trainable = _trainable(spec, base)
     progress = SweepProgress(space.metric, space.mode, spec.n_trials, k)
     closer = MlflowTrialCloser(uri, exp_id, parent)
     print(f"[sweep] {spec.name}: {spec.n_trials} trials of {fam.name} ({spec.preset} preset, {spec.epochs_per_trial} "
