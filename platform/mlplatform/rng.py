@@ -47,7 +47,9 @@ def isolated_rng(seed: int) -> Iterator[None]:
     """Run a block under a fixed seed and restore the caller's RNG state afterwards.
 
     Validation runs inside this, so it sees the same items every call and training follows the same
-    trajectory whether or not (and how often) it validates (seed 004, Change 6).
+    trajectory whether or not (and how often) it validates (docs/families/tse.md: a set redrawn per
+    call made scores swing by several dB between evaluations; restoring the RNG keeps training's draws
+    independent of validation).
     """
     saved = get_rng_state()
     seed_everything(seed)

@@ -1,4 +1,4 @@
-"""riscov losses, schedule and guards (seed 003)."""
+"""riscov losses, schedule and guards."""
 import math
 import warnings
 
