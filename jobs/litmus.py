@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     from mlplatform.train.diagnostics import gradient_litmus
 
     fam = get_family(args.family)
-    cfg = build_config(fam.name, resolve_preset(args.preset), args.overrides)
+    cfg = build_config(fam.name, resolve_preset(args.preset), list(fam.litmus_overrides) + args.overrides)
+    if fam.litmus_overrides:
+        print(f"[litmus] {fam.name} runs the litmus with {' '.join(fam.litmus_overrides)} (docs/families/{fam.name}.md)")
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
     ok, rows, why = gradient_litmus(fam, cfg, steps=args.steps, min_drop=args.min_drop)

@@ -319,8 +319,8 @@ class TrainSection:
                                             "selection it causes is kept only to test that the alarm catches it)")
     frozen_val_artifact_mb: float = F(64.0, ge=0.0, help="log the frozen validation set as an MLflow artifact "
                                                          "when smaller than this (its hash is always logged)")
-    integrity: bool = F(True, help="score trivial baselines and reliance probes at every validation")
-    alarms: bool = F(True, help="exploit alarms: divergence, reliance collapse, validation set changed")
+    integrity: bool = F(True, help="score baselines, floors, ceilings and reliance probes at every validation")
+    alarms: bool = F(True, help="exploit alarms: divergence, reliance collapse, validation set changed, below the floor")
     alarm_window: int = F(3, ge=2, help="validations a loss component must keep falling over")
     alarm_patience: int = F(1, ge=1, help="consecutive validations an alarm condition must hold before it fires")
     alarm_warmup_epochs: int = F(2, ge=0, help="epochs before divergence/reliance alarms are checked")

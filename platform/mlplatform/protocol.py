@@ -114,6 +114,9 @@ class Family:
     finalize_metrics: Callable[[dict[str, float]], dict[str, float]] = lambda m: m
     # the litmus job's per-step schedule (default: epoch 0's schedule) and the overfit job's pass rule
     litmus_schedule: Callable[[Config, int, int], dict[str, float]] | None = None
+    # overrides the litmus runs with: a model that starts at a floor by construction cannot lose 20% of its
+    # loss in 5 steps, so its wiring is checked on a variant that starts far from the answer
+    litmus_overrides: tuple[str, ...] = ()
     overfit: tuple[str, str, float, tuple[str, ...]] | None = None  # (metric, "<" or ">", threshold, overrides)
     # metric contracts (direction, meaning, exploitable?): must declare the selection metric
     metrics: dict[str, MetricSpec] = field(default_factory=dict)

@@ -47,3 +47,26 @@ def test_below_floor_respects_mode():
     assert "mixture" in below_floor(-1.0, {"mixture": 0.0, "silence": -40.0}, "max")
     assert below_floor(2.0, {"mixture": 0.0}, "max") == ""
     assert below_floor(None, {"a": 1.0}, "max") == "" and below_floor(math.nan, {"a": 1.0}, "max") == ""
+
+
+def test_a_crippled_riscov_run_is_marked_below_its_floor_but_not_stopped(home, tmp_path):
+    # learning rate ~0: R_pred stays at its Toeplitz start and the β-blend with R_samp is worse than Toeplitz
+    from mlplatform.registry import build_config, get_family
+    from mlplatform.train.executors import run_local
+
+    # β from the start (at β=0 the untrained R_blend IS Toeplitz averaging: tied with the floor, not below it)
+    cfg = build_config("riscov", "debug", ["optim.lr=1e-12", "train.beta_start=0.3", "train.epochs=3", 
+                                           "data.n_train=1024",
+                                           "train.guard_action=stop"])
+    get_family("riscov").prepare_data(cfg)
+    summary, rep = run_local({"family": "riscov", "cfg": cfg.to_dict(), "work_dir": str(tmp_path), "verbose": False})
+    last = rep.history[-1]
+    assert summary["stop_reason"] == "completed" and len(rep.history) == 3  # marked, never stopped
+    assert last["alarm/below_floor"] == 1.0 and last["val/captured_gain"] < 0
+    floors = {k: v for k, v in last.items() if k.startswith("val/floor_")}
+    assert set(floors) == {"val/floor_samp", "val/floor_trace", "val/floor_ledoit_wolf",
+                           "val/floor_forward_backward", "val/floor_toeplitz"}
+    assert min(floors.values()) == last["val/floor_toeplitz"] < last["val/nmse_blend"]
+    assert last["val/ceiling_oracle_doa"] < last["val/floor_toeplitz"]
+    assert "val/floor_toeplitz_nmse_blend" not in last  # the raw key is replaced by val/floor_toeplitz
+    assert all("alarm/below_floor" not in h for h in rep.history[:-1])  # judged once, at the end

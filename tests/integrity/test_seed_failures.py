@@ -30,12 +30,27 @@ RISCOV_BETA1 = ["train.beta_start=1", "train.beta_final=1", "loss.lam_cov_pred=0
 
 
 def test_riscov_beta1_without_safety_is_stopped_by_the_reliance_alarm(home, mlflow_uri, tmp_path):
-    summary, hist, run_id = train("riscov", RISCOV_BETA1 + ["loss.beta_safety=false"], mlflow_uri, tmp_path)
+    # the spectrum core starts from R_pred ∝ I, as the research model did: untrained, R_pred is worse than R_samp
+    summary, hist, run_id = train("riscov", RISCOV_BETA1 + ["loss.beta_safety=false", "model.core=spectrum"],
+                                  mlflow_uri, tmp_path)
     assert summary["stop_reason"].startswith("alarm:reliance_beta0"), summary["stop_reason"]
     assert summary["epochs"] <= 6  # warmup 2 + guard_patience 3
     assert hist[-1]["val/reliance_beta0"] < 0  # R_pred alone is worse than the sample covariance
     run = MlflowClient(mlflow_uri).get_run(run_id)
     assert run.info.status == "KILLED" and "R_pred alone" in run.data.tags["alarm.reliance_beta0"]
+
+
+def test_riscov_beta1_without_safety_on_the_default_core_ends_below_the_floor(home, mlflow_uri, tmp_path):
+    # the default core starts at Toeplitz averaging, so R_pred never falls below R_samp and the reliance probe
+    # stays quiet; what inference uses (R_blend = R_samp at β=1) is then worse than the Toeplitz floor, which the
+    # end-of-run below-floor alarm marks (it never stops a run)
+    summary, hist, run_id = train("riscov", RISCOV_BETA1 + ["loss.beta_safety=false", "train.epochs=4"],
+                                  mlflow_uri, tmp_path / "default")
+    assert summary["stop_reason"] == "completed", summary["stop_reason"]
+    assert hist[-1]["alarm/below_floor"] == 1.0
+    assert hist[-1]["val/captured_gain"] < 0 and hist[-1]["val/margin_toeplitz"] < 0
+    tags = MlflowClient(mlflow_uri).get_run(run_id).data.tags
+    assert "worse than the floor 'toeplitz'" in tags["alarm.below_floor"] and tags["flagged"] == "true"
 
 
 def test_riscov_beta1_with_the_safety_trains_R_pred_and_is_not_flagged(home):

@@ -23,7 +23,9 @@ from typing import Any
 
 from mlplatform.protocol import Family, GuardSpec
 
-STATE_KEYS = {"guards": dict, "flagged": list, "history": dict, "alarm_counts": dict, "val_digest": str}
+# best_floors: the floors' values on the selection metric at the best checkpoint (for alarm:below_floor)
+STATE_KEYS = {"guards": dict, "flagged": list, "history": dict, "alarm_counts": dict, "val_digest": str,
+              "best_floors": dict}
 
 
 @dataclass(frozen=True)

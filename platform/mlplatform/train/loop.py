@@ -24,6 +24,7 @@ from typing import Any, Mapping, Protocol
 
 import torch
 
+from mlplatform.integrity.floors import below_floor
 from mlplatform.protocol import StepContext
 from mlplatform.train.checkpoint import save_checkpoint
 from mlplatform.train.options import RunOptions
@@ -138,6 +139,9 @@ def validate_and_select(run: RunContext, state: RunState, epoch: int, sched: dic
     if value is None:
         raise KeyError(f"family {run.fam.name} did not produce its selection metric {run.sel_metric}")
     improved = state.select(value, epoch, run.sel_mode)
+    if improved:  # the floors the best checkpoint is judged against at the end (alarm:below_floor)
+        state.monitor["best_floors"] = {k.removeprefix("val/floor_"): float(v) for k, v in metrics.items()
+                                        if k.startswith("val/floor_")}
     stop: Outcome | None = None
     for ev in run.monitor.update(state.monitor, metrics, epoch, info["digest"], info["optimised"]):
         kind, name = ev.name.split(":", 1)
@@ -149,6 +153,19 @@ def validate_and_select(run: RunContext, state: RunState, epoch: int, sched: dic
     if cfg.train.early_stop_patience and state.bad_vals >= cfg.train.early_stop_patience and stop is None:
         stop = Outcome("early_stop", f"no improvement in {state.bad_vals} validations")
     return Selection(improved, stop)
+
+
+def flag_below_floor(run: RunContext, state: RunState, metrics: dict[str, Any]) -> None:
+    """At the run's end: mark (never stop) a run whose best checkpoint is worse than its best floor."""
+    message = below_floor(state.best, state.monitor.get("best_floors", {}), run.sel_mode)
+    metrics["alarm/below_floor"] = float(bool(message))
+    if not message:
+        return
+    print(f"[{run.label}] ALARM below_floor fired: {message}", flush=True)
+    if "alarm:below_floor" not in state.monitor["flagged"]:
+        state.monitor["flagged"].append("alarm:below_floor")
+    if run.logger is not None:
+        run.logger.set_tags({"alarm.below_floor": message[:4000], "flagged": "true"})
 
 
 def finish_run(run: RunContext, state: RunState, outcome: Outcome) -> None:
@@ -163,7 +180,10 @@ def epoch_line(run: RunContext, epoch: int, metrics: dict[str, Any], sched: Mapp
     """The terminal line: losses and validation metrics (at most 8), then every value of the family's schedule."""
     shown = [f"{k}={v:.4g}" for k, v in metrics.items()
              if k.startswith(("train/loss", "val/")) and isinstance(v, float)
-             and not k.startswith(("val/baseline_", "val/probe_"))][:8]
+             and not k.startswith(("val/baseline_", "val/probe_", "val/floor_", "val/ceiling_", "val/margin_",
+                                   "val/reliance_", "val/captured_gain"))][:8]
+    if isinstance(metrics.get("val/captured_gain"), float):
+        shown.append(f"val/captured_gain={metrics['val/captured_gain']:.3g}")
     shown += [f"train/{k}={float(v):.4g}" for k, v in sched.items()]
     return (f"[{run.label}] epoch {epoch + 1}/{run.cfg.train.epochs} " + "  ".join(shown)
             + f"  ({metrics['sys/epoch_time_s']:.2f}s)")
@@ -222,6 +242,8 @@ def run_training(opts: RunOptions | Mapping[str, Any], reporter: Reporter) -> di
             state.epoch = epoch + 1
             last = chosen.stop is not None or epoch == run.cfg.train.epochs - 1
             outcome = chosen.stop or COMPLETED
+            if last and run.cfg.train.integrity and run.cfg.train.alarms:
+                flag_below_floor(run, state, metrics)
             checkpoint_and_report(run, state, epoch, metrics, sched, chosen.improved, outcome if last else None,
                                   reporter)
             if last:

@@ -148,6 +148,9 @@ def setup_run(opts: RunOptions, rank: int, world: int, local_rank: int,
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     state = restore(opts, latest_checkpoint, fam, model, optimizer, scheduler, say)
+    if cfg.train.integrity and (fam.floors is None and fam.baselines is None or fam.ceilings is None):
+        say(f"family {fam.name} declares no {'ceiling' if fam.ceilings is None else 'floor'}: "
+            "val/captured_gain is not logged (docs/integrity.md)")
 
     train_model: torch.nn.Module = model
     if world > 1:

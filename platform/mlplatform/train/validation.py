@@ -6,6 +6,9 @@ different objective), its per-sample metrics, every declared baseline (the trivi
 outputs the losses could drift to) and every reliance probe (the model with one mechanism switched
 off). After the means: ``val/margin_<baseline>`` = model minus baseline on the run's selection metric and
 ``val/reliance_<probe>``, both signed so that positive is better.
+
+Floors (baselines included) and ceilings are scored on the same batches: ``val/floor_<name>``,
+``val/ceiling_<name>`` and ``val/captured_gain`` (``mlplatform.integrity.floors``, docs/integrity.md).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Any
 import torch
 
 from mlplatform.integrity.contracts import selection
+from mlplatform.integrity.floors import gain_metrics
 from mlplatform.integrity.frozen import feed, new_digest
 from mlplatform.protocol import Family, StepContext
 from mlplatform.rng import isolated_rng
@@ -60,9 +64,10 @@ def derived_metrics(fam: Family, extra: dict[str, float], model_means: dict[str,
     if sel not in model_means:
         return out
     for key, v in extra.items():
-        if key.startswith("baseline_") and key.endswith(f"_{sel}"):
-            name = key[len("baseline_"):-len(sel) - 1]
-            out[f"margin_{name}"] = s * (model_means[sel] - v)
+        for prefix in ("baseline_", "floor_"):  # every floor gets a margin, like the trivial baselines
+            if key.startswith(prefix) and key.endswith(f"_{sel}"):
+                name = key[len(prefix):-len(sel) - 1]
+                out[f"margin_{name}"] = s * (model_means[sel] - v)
     for p in fam.probes:
         pv = extra.get(f"probe_{p.name}_{sel}")
         if pv is None:
@@ -104,17 +109,26 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
             for k, t in fam.evaluate(model, batch, terms, ctx).items():
                 own.add(k, t)
             if cfg.train.integrity:
-                if fam.baselines is not None:
-                    for name, mets in fam.baselines(model, batch, terms, ctx).items():
-                        for k, t in mets.items():
-                            extra.add(f"baseline_{name}_{k}", t)
+                for prefix, scorer in (("baseline", fam.baselines), ("floor", fam.floors), ("ceiling", fam.ceilings)):
+                    if scorer is not None:
+                        for name, mets in scorer(model, batch, terms, ctx).items():
+                            for k, t in mets.items():
+                                extra.add(f"{prefix}_{name}_{k}", t)
                 for p in fam.probes:
                     for k, t in p.run(model, batch, terms, ctx).items():
                         extra.add(f"probe_{p.name}_{k}", t)
     model.train(was_training)
     means = own.means()
     out = fam.finalize_metrics(means)
-    out.update(derived_metrics(fam, extra.means(), out, *selection(fam, cfg)))
+    metric, mode = selection(fam, cfg)
+    extra_means = extra.means()
+    out.update(derived_metrics(fam, extra_means, out, metric, mode))
+    sel = metric.removeprefix("val/")
+    spec = fam.metrics.get(metric)
+    gains = gain_metrics(extra_means, out.get(sel), sel, mode, spec.scale if spec else "linear", fam.gain_ceiling)
+    for key in gains:  # floor_<name>/ceiling_<name> replace their raw per-metric keys on the selection metric
+        out.pop(f"{key}_{sel}", None)
+    out.update(gains)
     if info is not None:
         info["digest"] = digest.hexdigest()
         info["optimised"] = sorted(optimised | {"loss"})

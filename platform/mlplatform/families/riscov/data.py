@@ -69,9 +69,67 @@ def simulate(d: Any, n_items: int, seed: int) -> pa.Table:
     })
 
 
+def _angles_batch(rng: np.random.Generator, k: np.ndarray, kmax: int, lo: float, hi: float,
+                  sep: float) -> np.ndarray:
+    """Sorted angles for many items at once (rejection sampling of the ones too close), NaN beyond k."""
+    n = len(k)
+    out = np.full((n, kmax), np.nan)
+    todo = np.arange(n)
+    for _ in range(1000):
+        if not len(todo):
+            break
+        valid = np.arange(kmax)[None, :] < k[todo][:, None]
+        a = np.sort(np.where(valid, rng.uniform(lo, hi, size=(len(todo), kmax)), np.inf), axis=1)
+        a = np.where(valid, a, np.nan)
+        close = (a[:, 1:] - a[:, :-1] < sep) & valid[:, 1:]  # only gaps between two present sources
+        ok = ~close.any(axis=1)
+        out[todo[ok]] = a[ok]
+        todo = todo[~ok]
+    for i in todo:  # pathological configs only
+        out[i, :k[i]] = np.linspace(lo, hi, k[i])
+    return out
+
+
+def simulate_fresh(d: Any, n_items: int, seed: int | list[int]) -> dict[str, torch.Tensor]:
+    """``n_items`` items of the same distribution as ``simulate``, vectorised, as batch tensors
+    (the draws differ from ``simulate``'s for the same seed; with L >= N the sample covariance is drawn
+    from its Wishart law directly instead of through L snapshots when L > 2N). Deterministic in ``seed``.
+
+    Shape: -> r_true, r_samp [n, N, N] complex64; angles_deg [n, max_sources] (NaN padded);
+    n_sources [n] int64.
+    """
+    rng = np.random.default_rng(seed)
+    n, kmax, snaps = d.n_elements, d.max_sources, d.snapshots
+    k = rng.integers(d.min_sources, d.max_sources + 1, size=n_items)
+    th = _angles_batch(rng, k, kmax, d.angle_min_deg, d.angle_max_deg, d.min_separation_deg)
+    present = ~np.isnan(th)
+    s_db = rng.uniform(d.snr_db_min, d.snr_db_max, size=n_items)
+    p = 10 ** ((s_db[:, None] + rng.uniform(-3, 3, size=(n_items, kmax))) / 10) * present
+    a = np.exp(-1j * np.pi * np.arange(n)[None, :, None] * np.sin(np.deg2rad(np.nan_to_num(th)))[:, None, :])
+    rt = (a * p[:, None, :]) @ a.conj().transpose(0, 2, 1) + np.eye(n)
+    if snaps > 2 * n:
+        # x ~ CN(0, R_true) exactly as a·s + w, so X·Xᴴ = C·(Z·Zᴴ)·Cᴴ with C = chol(R_true) and Z·Zᴴ complex
+        # Wishart(L, I), drawn by Bartlett's decomposition T·Tᴴ (|T_ii|² ~ Gamma(L - i), T_ij ~ CN(0, 1) below
+        # the diagonal): cost independent of L
+        t = np.tril(np.sqrt(0.5) * (rng.standard_normal((n_items, n, n)) + 1j * rng.standard_normal((n_items, n, n))),
+                    -1)
+        t = t + np.eye(n) * np.sqrt(rng.gamma(snaps - np.arange(n)[None, :], size=(n_items, n)))[:, :, None]
+        ct = np.linalg.cholesky(rt) @ t
+        rs = ct @ ct.conj().transpose(0, 2, 1) / snaps
+    else:
+        s = np.sqrt(p / 2)[:, :, None] * (rng.standard_normal((n_items, kmax, snaps))
+                                          + 1j * rng.standard_normal((n_items, kmax, snaps)))
+        w = np.sqrt(0.5) * (rng.standard_normal((n_items, n, snaps)) + 1j * rng.standard_normal((n_items, n, snaps)))
+        x = a @ s + w
+        rs = x @ x.conj().transpose(0, 2, 1) / snaps
+    return {"r_true": torch.from_numpy(rt.astype(np.complex64)), "r_samp": torch.from_numpy(rs.astype(np.complex64)),
+            "angles_deg": torch.from_numpy(th.astype(np.float32)), "n_sources": torch.from_numpy(k.astype(np.int64))}
+
+
 def data_key(cfg: Any) -> dict[str, Any]:
     d = dataclasses.asdict(cfg.data)
     d.pop("root")
+    d.pop("fresh_train", None)  # how the train split is used, not what the cache holds
     return d
 
 
@@ -142,13 +200,37 @@ def load_split(cfg: Any, split: str) -> dict[str, torch.Tensor]:
             "n_sources": torch.from_numpy(t.column("n_sources").to_numpy().astype(np.int64))}
 
 
+FRESH_CHUNK = 16384  # items simulated at once by fresh_train_items
+
+
+def fresh_train_items(cfg: Any, epoch: int, rank: int = 0, world_size: int = 1) -> dict[str, torch.Tensor]:
+    """This rank's fresh training draws for ``epoch``: n_train // world_size items, a pure function of
+    (data.seed, train.seed, epoch, rank), so a resumed run sees exactly the items it would have seen."""
+    n = max(1, cfg.data.n_train // world_size)
+    seed = [int(cfg.data.seed), int(cfg.train.seed), int(epoch), int(rank), 0x7269]  # 0x7269: "ri"
+    chunks = [simulate_fresh(cfg.data, min(FRESH_CHUNK, n - i), seed + [i // FRESH_CHUNK] if i else seed)
+              for i in range(0, n, FRESH_CHUNK)]  # chunks bound the memory of large n_train
+    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+
+
 def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
-    train = load_split(cfg, "train")
     val = load_split(cfg, "val")
     bs = cfg.train.batch_size
+    if cfg.data.fresh_train:  # new simulator draws every epoch; the Parquet train split is not read
+        def train_batches(epoch: int):
+            return iterate(fresh_train_items(cfg, epoch, ctx.rank, ctx.world_size), bs, shuffle=False,
+                           drop_last=True)
+        n_train = cfg.data.n_train
+    else:
+        train = load_split(cfg, "train")
+
+        def train_batches(epoch: int):
+            return iterate(train, bs, shuffle=True, seed=cfg.train.seed * 100_003 + epoch,
+                           rank=ctx.rank, world_size=ctx.world_size, drop_last=True)
+        n_train = len(train["r_true"])
     return Datasets(
-        train_batches=lambda epoch: iterate(train, bs, shuffle=True, seed=cfg.train.seed * 100_003 + epoch,
-                                            rank=ctx.rank, world_size=ctx.world_size, drop_last=True),
+        train_batches=train_batches,
         val_batches=lambda: iterate(val, bs, shuffle=False),
-        info={"path": str(cache_dir(cfg)), "n_train": len(train["r_true"]), "n_val": len(val["r_true"])},
+        info={"path": str(cache_dir(cfg)), "n_train": n_train, "n_val": len(val["r_true"]),
+              "fresh_train": bool(cfg.data.fresh_train)},
     )

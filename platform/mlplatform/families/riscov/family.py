@@ -8,6 +8,7 @@ import torch
 
 from mlplatform.families.riscov import config as C
 from mlplatform.families.riscov import data as D
+from mlplatform.families.riscov.floors import forward_backward, ledoit_wolf, oracle_nnls, toeplitz_average
 from mlplatform.families.riscov.losses import blend, effective_weights, nmse, nmse_parts
 from mlplatform.families.riscov.metrics import doa_sq_error, music_doa
 from mlplatform.families.riscov.model import CovEstimator
@@ -41,8 +42,7 @@ def schedule(cfg: C.RiscovConfig, epoch: int) -> dict[str, float]:
 
 
 def build_model(cfg: C.RiscovConfig) -> torch.nn.Module:
-    m = cfg.model
-    return CovEstimator(cfg.data.n_elements, m.hidden, m.depth, m.dropout)
+    return CovEstimator.from_config(cfg)
 
 
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
@@ -122,6 +122,26 @@ def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCo
             "trace": {"nmse_blend": nmse(trace_identity(batch["r_samp"]), r_true, w, eps)}}
 
 
+def floors(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """Classical estimators that need no training, scored like R_blend (with the sample covariance and the
+    scaled identity of ``baselines``, which count as floors too). Ledoit-Wolf uses its Gaussian plug-in
+    shrinkage (the batch holds R_samp, not the snapshots). Toeplitz averaging is the strong one: the
+    array's true covariance is Hermitian Toeplitz by construction."""
+    cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
+    w, eps, r_true, r_samp = cfg.loss.diag_weight, cfg.loss.eps, batch["r_true"], batch["r_samp"]
+    return {"ledoit_wolf": {"nmse_blend": nmse(ledoit_wolf(r_samp, cfg.data.snapshots), r_true, w, eps)},
+            "forward_backward": {"nmse_blend": nmse(forward_backward(r_samp), r_true, w, eps)},
+            "toeplitz": {"nmse_blend": nmse(toeplitz_average(r_samp), r_true, w, eps)}}
+
+
+def ceilings(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """The DOA oracle: the true angles (``angles_deg``, NaN padded) known, a non-negative least-squares fit
+    of the source powers and the noise power to R_samp."""
+    cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
+    fit = oracle_nnls(batch["r_samp"], batch["angles_deg"])
+    return {"oracle_doa": {"nmse_blend": nmse(fit, batch["r_true"], cfg.loss.diag_weight, cfg.loss.eps)}}
+
+
 def probe_beta0(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
     """β forced to 0: R_blend = R_pred, the network alone (no new forward: R_pred is β-independent)."""
     cfg: C.RiscovConfig = ctx.cfg  # type: ignore[assignment]
@@ -129,8 +149,9 @@ def probe_beta0(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: Step
 
 
 METRICS = {
-    "val/nmse_blend": MetricSpec("min", "NMSE of R_blend = (1-β)R_pred + βR_samp vs R_true (what inference uses)"),
-    "val/nmse_pred": MetricSpec("min", "NMSE of the network's R_pred alone"),
+    "val/nmse_blend": MetricSpec("min", "NMSE of R_blend = (1-β)R_pred + βR_samp vs R_true (what inference uses)",
+                                  scale="log"),
+    "val/nmse_pred": MetricSpec("min", "NMSE of the network's R_pred alone", scale="log"),
     "val/nmse_samp": MetricSpec("min", "NMSE of the sample covariance (the classical estimate)"),
     "val/doa_rmse_deg": MetricSpec("min", "MUSIC DOA RMSE in degrees on R_blend"),
     "val/doa_rmse_deg_samp": MetricSpec("min", "MUSIC DOA RMSE in degrees on R_samp"),
@@ -168,9 +189,16 @@ FAMILY = Family(
     prepare_data=D.prepare_data,
     finalize_metrics=finalize_metrics,
     litmus_schedule=litmus_schedule,
-    overfit=("val/nmse_blend", "<", 0.5, ("train.epochs=30",)),
+    # the default core starts at Toeplitz averaging (a floor): one batch cannot lose 20% of its loss in 5 steps,
+    # so the litmus checks the loss wiring on the spectrum core, which starts from R_pred ∝ I
+    litmus_overrides=("model.core=spectrum",),
+    # an overfit test fits a fixed training set, not fresh draws
+    overfit=("val/nmse_blend", "<", 0.5, ("train.epochs=30", "data.fresh_train=false")),
     metrics=METRICS,
     baselines=baselines,
+    floors=floors,
+    ceilings=ceilings,
+    gain_ceiling="oracle_doa",
     probes=(Probe("beta0", probe_beta0, versus="baseline:samp",
                   meaning="with β forced to 0, R_pred alone is no better than the sample covariance: the network "
                           "hides behind R_samp (docs/families/riscov.md)"),),
