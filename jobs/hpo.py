@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     if "best_value" in summary:
         print(f"best trial   {summary['best_trial']}   {summary['metric']} = {summary['best_value']:.5g} "
               f"({summary['mode']})")
+        if "best_captured_gain" in summary:
+            print(f"captured gain {summary['best_captured_gain']:.3f}   (0 = its best floor, 1 = its ceiling; "
+                  "docs/integrity.md)")
         for k, v in sorted(summary["best_config"].items()):
             print(f"  {k} = {v}")
         print(f"MLflow run   {summary['best_run_id']}   (parent sweep run {summary['parent_run_id']})")

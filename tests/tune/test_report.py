@@ -82,6 +82,14 @@ def test_report_of_a_real_sweep(ray_session, mlflow_uri, tmp_path):
     margin_rows = _trial_rows(md, "Baseline margins")
     assert sorted(r[0] for r in margin_rows) == sorted(children)
     assert all(r[2] != "-" for r in margin_rows)  # every trial has a margin value
+    # riscov declares floors and a ceiling: each trial sits between them, the parent carries the best one's gain
+    assert "report/floors.png" in logged and (out / "floors.png").read_bytes()[:8] == PNG
+    floor_rows = {r[0]: r for r in _trial_rows(md, "Between floor and ceiling")}
+    assert sorted(floor_rows) == sorted(children)
+    best_row = floor_rows[summary["best_trial"]]
+    assert best_row[3].startswith("toeplitz ") and best_row[4].startswith("oracle_doa ")
+    gain = cl.get_run(parent).data.metrics["best/val/captured_gain"]
+    assert math.isclose(float(best_row[5]), gain, rel_tol=1e-3) and summary["best_captured_gain"] == gain
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(re.findall(r"!\[[^\]]*\]\(", md))
 

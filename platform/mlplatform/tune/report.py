@@ -22,6 +22,7 @@ from mlplatform.tune.outcomes import LABELS, OUTCOMES, outcome, reason_detail
 from mlplatform.tune.report_doc import Doc, fmt
 
 MARGIN_PREFIX = "val/margin_"
+FLOOR_PREFIX, CEILING_PREFIX, GAIN_KEY = "val/floor_", "val/ceiling_", "val/captured_gain"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small YAML: no progress bar
 
 
@@ -37,6 +38,9 @@ class TrialRecord:
     value: float | None  # best selection-metric value the trial reached (what Tune and the summary rank by)
     curve: list[tuple[int, float]]  # (epoch, selection metric)
     margins: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # name -> (epoch, margin)
+    floors: dict[str, float] = field(default_factory=dict)  # val/floor_<name>, last logged
+    ceilings: dict[str, float] = field(default_factory=dict)  # val/ceiling_<name>, last logged
+    gain: float | None = None  # val/captured_gain at the trial's best epoch
 
     @property
     def epochs(self) -> int:
@@ -107,6 +111,18 @@ def _typed(spec: dict[str, Any], raw: str) -> Any:
     return int(float(raw)) if t == "int" else float(raw)
 
 
+def _floors_and_gain(cl: Any, run: Any, rec: TrialRecord) -> None:
+    """The trial's floors and ceilings (constant on a frozen set: the last value) and its captured gain at
+    the epoch its selection metric was best."""
+    m = run.data.metrics
+    rec.floors = {k[len(FLOOR_PREFIX):]: v for k, v in m.items() if k.startswith(FLOOR_PREFIX)}
+    rec.ceilings = {k[len(CEILING_PREFIX):]: v for k, v in m.items() if k.startswith(CEILING_PREFIX)}
+    if GAIN_KEY not in m or rec.value is None:
+        return
+    best_epoch = next(e for e, v in rec.curve if v == rec.value)
+    rec.gain = dict(_history(cl, run.info.run_id, GAIN_KEY)).get(best_epoch)
+
+
 def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
     try:
         parent = cl.get_run(parent_run_id)
@@ -134,9 +150,11 @@ def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
                    for k in sorted(c.data.metrics) if k.startswith(MARGIN_PREFIX)}
         params = {k: _typed(s, c.data.params[k]) for k, s in space.items() if k in c.data.params}
         reason = c.data.tags.get("stop_reason", "")
-        trials.append(TrialRecord(c.info.run_id, c.data.tags.get("trial_id", c.info.run_id[:8]), c.info.status,
-                                  reason, outcome(reason, c.info.status), c.info.start_time or 0, params, value,
-                                  curve, margins))
+        rec = TrialRecord(c.info.run_id, c.data.tags.get("trial_id", c.info.run_id[:8]), c.info.status,
+                          reason, outcome(reason, c.info.status), c.info.start_time or 0, params, value,
+                          curve, margins)
+        _floors_and_gain(cl, c, rec)
+        trials.append(rec)
     trials.sort(key=lambda t: t.start_time)
     experiment = cl.get_experiment(parent.info.experiment_id).name
     name = tags.get("sweep") or parent.info.run_name or ""
@@ -276,6 +294,8 @@ def build_doc(data: SweepData, out_dir: Path) -> Doc:
     else:
         doc.p("No trial logged `val/margin_*` metrics (the family scores no trivial baselines yet).")
 
+    _floors_section(doc, data, ranked, out_dir)
+
     doc.h("Stopped trials and why")
     stopped = [t for t in ranked if t.outcome != "completed"]
     doc.p("Alarms and guards stop a trial with a reason (`alarm:<name>`, `guard:<name>`), a loss bound violation "
@@ -289,6 +309,30 @@ def build_doc(data: SweepData, out_dir: Path) -> Doc:
         doc.p("Every trial ran to completion.")
     doc.p(f"Regenerate: `python jobs/report.py --experiment {data.experiment} --parent {data.parent_run_id}`.")
     return doc
+
+
+def _floors_section(doc: Doc, data: SweepData, ranked: list[TrialRecord], out_dir: Path) -> None:
+    from mlplatform.tune import report_plots as rp
+
+    doc.h("Between floor and ceiling")
+    if not any(t.floors and t.ceilings for t in data.trials):
+        doc.p("The family declares no floor or no ceiling: no captured gain (docs/integrity.md).")
+        return
+    doc.p("Floors are the strongest estimators that need no training, ceilings are oracles; both are scored on "
+          "the same frozen batches. `val/captured_gain` = (model - best floor) / (best ceiling - best floor), "
+          "taken at each trial's best epoch: 0 = no better than free, 1 = as good as the oracle, < 0 = below the "
+          "floor (dB for NMSE-like metrics).")
+    doc.table(["trial", "outcome", data.metric, "best floor", "ceiling", "captured gain"],
+              [[t.trial_id, t.outcome, fmt(t.value), _extreme(t.floors, data.mode), _extreme(t.ceilings, data.mode),
+                fmt(t.gain)] for t in ranked if t.floors])
+    doc.img(rp.plot_floors(data, out_dir / "floors.png"), "trials between floor and ceiling")
+
+
+def _extreme(values: dict[str, float], mode: str) -> str:
+    if not values:
+        return "-"
+    name = (min if mode == "min" else max)(values, key=values.__getitem__)
+    return f"{name} {fmt(values[name])}"
 
 
 def source_line(data: SweepData) -> str:

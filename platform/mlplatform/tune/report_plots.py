@@ -231,3 +231,31 @@ def plot_margins(data: SweepData, names: list[str], path: Path) -> Path:
     legend_in = 0.25 * math.ceil(len(handles) / ncol) + 0.1  # inches the legend rows need
     fig.suptitle(f"{data.name}: baseline margins (model minus baseline, > 0 is better)", fontsize=10)
     return _save(fig, path, rect=(0, legend_in / fig.get_figheight(), 1, 1))
+
+
+def plot_floors(data: SweepData, path: Path) -> Path:
+    """Each trial's best value as a dot on its own floor-to-ceiling bar (best floor and best ceiling)."""
+    trials = [t for t in data.ranked() if t.floors and t.ceilings and t.value is not None]
+    pick = min if data.mode == "min" else max
+    fig = Figure(figsize=(max(5.0, 0.35 * len(trials) + 2.5), 4.2))
+    ax = fig.add_subplot()
+    for i, t in enumerate(trials):
+        floor, ceiling = pick(t.floors.values()), pick(t.ceilings.values())
+        ax.plot([i, i], [floor, ceiling], color="#cccccc", linewidth=6, solid_capstyle="butt", zorder=1)
+        ax.scatter([i], [floor], marker="_", s=160, color="#555555", zorder=2)
+        ax.scatter([i], [ceiling], marker="_", s=160, color="#2a9d8f", zorder=2)
+        ax.scatter([i], [t.value], s=28, color=BEST if i == 0 else COLORS[t.outcome], zorder=3)
+    values = [v for t in trials for v in (t.value, *t.floors.values(), *t.ceilings.values())]
+    if _log_scale(values, ratio=4.0):
+        _log_y(ax)
+    ax.set_xticks(range(len(trials)), [t.trial_id for t in trials], rotation=60, fontsize=7, ha="right")
+    ax.set_ylabel(data.metric)
+    better = "lower" if data.mode == "min" else "higher"
+    ax.set_title(f"{data.name}: each trial between its best floor (grey) and ceiling (green); {better} is better",
+                 fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    handles = [Line2D([], [], color="#555555", marker="_", linestyle="", markersize=12, label="best floor"),
+               Line2D([], [], color="#2a9d8f", marker="_", linestyle="", markersize=12, label="best ceiling"),
+               Line2D([], [], color=BEST, marker="o", linestyle="", label="best trial")]
+    _outcome_legend(ax, {t.outcome for t in trials[1:]}, handles)
+    return _save(fig, path)

@@ -283,6 +283,15 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     return results, time.time() - t0
 
 
+def best_row_value(df: Any, metric: str, mode: str, column: str) -> float | None:
+    """``column`` at the epoch where ``metric`` was best (None when it was never logged there)."""
+    if column not in df.columns or df[metric].isna().all():
+        return None
+    row = df[metric].idxmin() if mode == "min" else df[metric].idxmax()
+    v = df.loc[row, column]
+    return None if v != v else float(v)  # NaN: not logged at that epoch
+
+
 def summarize(results: Any, space: Any, spec: SweepSpec, cl: Any, uri: str, exp_id: str, parent: str,
               wall: float) -> dict[str, Any]:
     metric, mode = space.metric, space.mode
@@ -302,8 +311,11 @@ def summarize(results: Any, space: Any, spec: SweepSpec, cl: Any, uri: str, exp_
         trial_id = best.metrics.get("trial_id")
         run_id = mu.find_run(cl, exp_id, {"trial_id": trial_id, mu.PARENT_TAG: parent}) if trial_id else None
         summary.update(best_trial=trial_id, best_value=value, best_config=best.config, best_run_id=run_id)
-        logger.log_metrics({f"best/{metric}": value, "sweep/n_errors": n_err, "sweep/wall_s": wall},
-                           step=0)
+        best_metrics = {f"best/{metric}": value, "sweep/n_errors": n_err, "sweep/wall_s": wall}
+        gain = best_row_value(df, metric, mode, "val/captured_gain")
+        if gain is not None:  # where the best trial sits between its floor (0) and its ceiling (1)
+            summary["best_captured_gain"] = best_metrics["best/val/captured_gain"] = gain
+        logger.log_metrics(best_metrics, step=0)
         logger.set_tags({"best_trial": trial_id, "best_run_id": run_id or ""})
     logger.end("FINISHED")
     return summary
