@@ -29,7 +29,7 @@ def training(epochs: int) -> dict[str, Any]:
     from mlplatform.data.batching import iterate
     from mlplatform.families.creative import music
     from mlplatform.families.creative import data as D
-    from mlplatform.families.creative.codec import load_codec
+    from mlplatform.families.creative.pretrained import codec_for
     from mlplatform.protocol import StepContext
     from mlplatform.registry import build_config, get_family
 
@@ -40,7 +40,7 @@ def training(epochs: int) -> dict[str, Any]:
     pairs, _ = music.scan_pairs(D.make_corpus(cfg))
     split = D.split_names([n for n, _, _ in pairs], cfg.data.val_fraction, cfg.data.seed)
     train_pairs = sorted((n, a, b) for n, a, b in pairs if split[n] == "train")
-    codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed, quiet=True)
+    codec = codec_for(cfg, quiet=True)
     n_samples = codec.samples(cfg.data.clip_s)
     model = fam.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)

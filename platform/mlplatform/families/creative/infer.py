@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mlplatform.config import ConfigError
-from mlplatform.families.creative.codec import load_codec
+from mlplatform.families.creative.pretrained import codec_for
 from mlplatform.families.creative.config import CreativeConfig
 from mlplatform.families.creative.family import build_model, forward_and_losses
 from mlplatform.families.creative.music import BadAudio, load_clip
@@ -70,7 +70,7 @@ def infer(checkpoint: str, input_wav: str, target_wav: str, mode: str = "best", 
     if codec_checkpoint is not None:
         cfg = cfg.override({"data.codec_checkpoint": codec_checkpoint})
     kind, idx = parse_mode(mode, cfg.model.num_pairs)
-    codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed)
+    codec = codec_for(cfg)  # the codec the model was trained with (same resolution as training)
     n = codec.samples(cfg.data.clip_s)
     try:
         wavs = [load_clip(f, codec.sample_rate, n) for f in (input_wav, target_wav)]
