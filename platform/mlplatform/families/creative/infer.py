@@ -31,6 +31,12 @@ class Inference:
     sample_rate: int
     codec_pretrained: bool
     pairs: list[dict[str, Any]] = field(default_factory=list)  # per pair: agent loss, window starts, ratios
+    codec_source: str = ""
+    codec_run_id: str = ""
+    latents: Any = None  # (input [C, T], target [C, T]) for the window plot
+    params: dict[str, Any] = field(default_factory=dict)  # per pair [P]: starts, ratios, tonality
+    window_frames: int = 0
+    frame_rate: float = 75.0
 
 
 def parse_mode(mode: str, pairs: int) -> tuple[str, int]:
@@ -92,4 +98,6 @@ def infer(checkpoint: str, input_wav: str, target_wav: str, mode: str = "best", 
             chosen = int(agent[0].argmin()) if kind == "best" else idx
             latent = out["output"][:, chosen]
         audio = codec.decode(latent)[0, 0].cpu().numpy()
-    return Inference(audio, codec.sample_rate, codec.pretrained, _pair_rows(out, agent, codec.frame_rate))
+    params = {k: v[0] for k, v in out.items() if v.dim() == 2}
+    return Inference(audio, codec.sample_rate, codec.pretrained, _pair_rows(out, agent, codec.frame_rate),
+                     codec.source, codec.run_id, (z[0], z[1]), params, model.window_frames, codec.frame_rate)
