@@ -87,13 +87,15 @@ def test_debug_run_and_creative_loads_the_checkpoint(home, tmp_path):
 
 
 def test_floors_score_the_random_codec_and_the_band_limited_copy():
-    from mlplatform.families.codec.family import floor_bandwidth_hz, floors
+    from mlplatform.families.codec.family import baselines, floor_bandwidth_hz, floors
     from mlplatform.protocol import StepContext
 
     cfg = PRESETS["debug"]()
     net = build_model(cfg).eval()
     batch = {"wav": _wave(n=4800)}
-    out = floors(net, batch, None, StepContext(cfg, 0, 0, False, {}, torch.device("cpu"), {}))
+    ctx = StepContext(cfg, 0, 0, False, {}, torch.device("cpu"), {})
+    out = {**floors(net, batch, None, ctx), **baselines(net, batch, None, ctx)}
+    assert float(out["silence"]["si_snr"].mean()) < -60
     assert floor_bandwidth_hz(net) == 4800.0
     assert float(out["bandlimited"]["si_snr"].mean()) > 10  # 220 Hz tone + white noise: the tone survives
     assert float(out["random_codec"]["si_snr"].mean()) < 0

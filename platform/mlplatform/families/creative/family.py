@@ -26,7 +26,7 @@ from mlplatform.families.creative.metrics import (choice_shift, clip_spread, pai
                                                   selection_items)
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
 from mlplatform.families.creative.plots import log_plot, window_plot
-from mlplatform.families.creative.pretrained import codec_for
+from mlplatform.families.creative.pretrained import codec_for, codec_shape
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
 from mlplatform.train.terms import NONNEG, LossTerms, bounded
 
@@ -46,8 +46,8 @@ def get_codec(cfg: C.CreativeConfig, state: dict[str, Any], device: torch.device
 
 def build_model(cfg: C.CreativeConfig) -> torch.nn.Module:
     m = cfg.model
-    codec = codec_for(cfg, quiet=True)
-    return AdaptiveWindowCreativeAgent(codec.dim, codec.frames(cfg.data.window_s), m.num_pairs, m.pool_frames,
+    dim, frame_rate = codec_shape(cfg)  # no codec is trained or loaded just to size the model
+    return AdaptiveWindowCreativeAgent(dim, int(round(cfg.data.window_s * frame_rate)), m.num_pairs, m.pool_frames,
                                        m.selector_hidden, m.ratio_min, m.ratio_max, m.start_margin,
                                        m.tonality_kernel, m.agent_hidden, m.agent_kernel)
 

@@ -18,13 +18,44 @@ from mlplatform.data import cache
 CODEC_CACHE_VERSION = "creative-trained-codec-1"
 
 
+def _preset_config(cfg: Any) -> Any:
+    """The codec preset + data.codec_overrides (no corpus paths: nothing is rendered or read)."""
+    from mlplatform.families.codec.config import PRESETS
+
+    d = cfg.data
+    overrides = [kv.strip() for kv in d.codec_overrides.split(",") if kv.strip()]
+    try:
+        return PRESETS[d.codec_preset]().override(overrides)
+    except ConfigError as e:
+        raise ConfigError(f"data.codec_overrides: {e}") from None
+
+
+def codec_shape(cfg: Any) -> tuple[int, float]:
+    """(latent dim, frame rate) of the codec this config will use, without training or loading weights
+    where possible (building a creative model must not train a codec)."""
+    d = cfg.data
+    if d.codec_checkpoint:
+        from mlplatform.families.creative.codec import load_codec
+
+        codec = load_codec(d.codec_checkpoint, d.codec_seed, quiet=True)
+        return codec.dim, codec.frame_rate
+    if d.codec == "random":
+        return 128, 75.0  # EnCodec 24 kHz: 128-dim latent, hop 320
+    from mlplatform.families.codec.model import arch_config
+
+    arch = arch_config(_preset_config(cfg))
+    hop = 1
+    for r in arch["ratios"]:
+        hop *= r
+    return int(arch["dimension"]), arch["sample_rate"] / hop
+
+
 def codec_config(cfg: Any) -> Any:
     """The codec family config trained for this creative config: its preset + overrides, on this corpus."""
-    from mlplatform.families.codec.config import PRESETS
     from mlplatform.families.creative import data as D
 
     d = cfg.data
-    c = PRESETS[d.codec_preset]()
+    c = _preset_config(cfg)
     if d.pairs:
         p = Path(d.pairs)
         wavs = str(p.parent if p.is_file() else p)
@@ -34,11 +65,7 @@ def codec_config(cfg: Any) -> Any:
                     "data.root": str(D.data_root(cfg) / "codec-data")})
     c.data.segment_s = min(c.data.segment_s, c.data.clip_s)
     c.data.val_s = min(c.data.val_s, c.data.clip_s)
-    overrides = [kv.strip() for kv in d.codec_overrides.split(",") if kv.strip()]
-    try:
-        return c.override(overrides)
-    except ConfigError as e:
-        raise ConfigError(f"data.codec_overrides: {e}") from None
+    return c
 
 
 def trained_dir(cfg: Any) -> tuple[Path, Any]:
