@@ -10,7 +10,7 @@
    (goal >= 0.7): synthetic files in the cache's own schema (the debug cache holds a handful of rows,
    too few to time), best of 3 after a warm-up each.
 
-  python benchmarks/latent_cache.py [--epochs 2] [--rows-per-file 200] [--files 4]
+  python benchmarks/latent_cache.py [--epochs 2] [--rows-per-file 200] [--files 4] [--set data.clip_s=24 ...]
 """
 from __future__ import annotations
 
@@ -25,22 +25,22 @@ import torch
 import benchlib as B
 
 
-def training(epochs: int) -> dict[str, Any]:
+def training(epochs: int, overrides: list[str] | None = None) -> dict[str, Any]:
     from mlplatform.data.batching import iterate
     from mlplatform.families.creative import music
     from mlplatform.families.creative import data as D
-    from mlplatform.families.creative.codec import load_codec
+    from mlplatform.families.creative.pretrained import codec_for
     from mlplatform.protocol import StepContext
     from mlplatform.registry import build_config, get_family
 
     torch.set_num_threads(1)
     fam = get_family("creative")
-    cfg = build_config("creative", "debug")
+    cfg = build_config("creative", "debug", overrides or [])
     D.prepare_data(cfg)
     pairs, _ = music.scan_pairs(D.make_corpus(cfg))
     split = D.split_names([n for n, _, _ in pairs], cfg.data.val_fraction, cfg.data.seed)
     train_pairs = sorted((n, a, b) for n, a, b in pairs if split[n] == "train")
-    codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed, quiet=True)
+    codec = codec_for(cfg, quiet=True)
     n_samples = codec.samples(cfg.data.clip_s)
     model = fam.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
@@ -80,7 +80,8 @@ def training(epochs: int) -> dict[str, Any]:
     read_s = B.best_of(lambda: D.load_split(cfg, "train"), 3)
     enc_s = B.best_of(lambda: encode(list(range(n))), 2)
     cached, fly = n / min(t_cache), n / min(t_fly)
-    return {"train_pairs": n, "clip_s": cfg.data.clip_s, "batch": bs,
+    return {"train_pairs": n, "clip_s": cfg.data.clip_s, "batch": bs, "codec": codec.identity,
+            "codec_source": codec.source, "codec_pretrained": codec.pretrained,
             "samples_per_s_cached": cached, "samples_per_s_on_the_fly": fly, "speedup_training": B.ratio(cached, fly),
             "data_only": {"cache_read_s": read_s, "encode_s": enc_s, "speedup": B.ratio(enc_s, read_s)}}
 
@@ -125,11 +126,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--rows-per-file", type=int, default=200, help="synthetic rows per file (154 kB each)")
     p.add_argument("--files", type=int, default=4)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="creative debug-config overrides, e.g. data.clip_s=24 data.window_s=16 "
+                        "data.codec_checkpoint=PATH")
     a = p.parse_args(argv)
     B.start_ray()
     work = B.scratch("latent")
     t0 = time.perf_counter()
-    tr = training(a.epochs)
+    tr = training(a.epochs, a.set)
     pr = parquet_read(work, a.files, a.rows_per_file)
     return B.emit("latent_cache", {"goals": {"speedup_training": ">= 20", "ratio_ray_to_pyarrow": ">= 0.7"},
                                    "training": tr, "parquet": pr, "wall_s": time.perf_counter() - t0,

@@ -60,7 +60,7 @@ def _forward(family: str, cfg, model) -> list[torch.Tensor]:
             assert est.shape == (2, t)
             return [est]
         elif family == "creative":
-            from mlplatform.data.codec import load_codec
+            from mlplatform.families.creative.codec import load_codec
 
             codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed)
             t, w = codec.frames(cfg.data.clip_s), codec.frames(cfg.data.window_s)
@@ -70,6 +70,11 @@ def _forward(family: str, cfg, model) -> list[torch.Tensor]:
             lo, hi = cfg.model.ratio_min, cfg.model.ratio_max
             assert ((out["ratio_input"] >= lo - 1e-6) & (out["ratio_input"] <= hi + 1e-6)).all()
             return [v for v in out.values() if v.is_floating_point()]
+        elif family == "codec":
+            n = int(0.2 * 24000) // 320 * 320  # fully convolutional: a short clip keeps `full` cheap
+            out = model(torch.randn(2, 1, n) * 0.1)
+            assert out["recon"].shape == (2, 1, n) and out["z"].shape == (2, cfg.model.dimension, n // 320)
+            return [out["recon"], out["z"]]
         elif family == "vqvae":
             from mlplatform.families.vqvae.data import layout
 
@@ -84,7 +89,7 @@ def _forward(family: str, cfg, model) -> list[torch.Tensor]:
 
 
 # the knob that sets each family's width: a model that ignores its config keeps its parameter count
-WIDTH = {"riscov": "model.hidden", "tse": "model.hidden", "creative": "model.agent_hidden",
+WIDTH = {"codec": "model.n_filters", "riscov": "model.hidden", "tse": "model.hidden", "creative": "model.agent_hidden",
          "vqvae": "model.group_hidden_dim"}
 
 

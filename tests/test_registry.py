@@ -11,7 +11,7 @@ from mlplatform.registry import FAMILIES, build_config, families, get_family, re
 
 
 def test_families_are_the_literal_list():
-    assert sorted(FAMILIES) == ["creative", "riscov", "tse", "vqvae"]
+    assert sorted(FAMILIES) == ["codec", "creative", "riscov", "tse", "vqvae"]
     assert all(isinstance(f, Family) and f.name == n for n, f in FAMILIES.items())
 
 

@@ -9,13 +9,14 @@ import contextlib
 from typing import Any, Iterable, Iterator
 
 from mlplatform.config import Config, ConfigError
+from mlplatform.families.codec.family import FAMILY as _codec
 from mlplatform.families.creative.family import FAMILY as _creative
 from mlplatform.families.riscov.family import FAMILY as _riscov
 from mlplatform.families.tse.family import FAMILY as _tse
 from mlplatform.families.vqvae.family import FAMILY as _vqvae
 from mlplatform.protocol import Family
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (_riscov, _tse, _creative, _vqvae)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (_riscov, _tse, _creative, _vqvae, _codec)}
 
 # families added for the life of a ``registered`` block (tests); looked up after FAMILIES
 _EXTRA: dict[str, Family] = {}

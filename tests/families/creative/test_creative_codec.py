@@ -45,3 +45,29 @@ def test_bad_checkpoint_is_a_one_line_config_error(tmp_path):
     torch.save({"foo": torch.zeros(1)}, bad)
     with pytest.raises(ConfigError, match="not an EnCodec"):
         load_codec(str(bad), cache=False)
+
+
+def test_codec_precedence_user_checkpoint_then_trained_then_random_opt_in(creative_cfg, creative_data, tmp_path):
+    """A user's state dict wins; the default is the trained codec (cached, not retrained); random only on opt-in."""
+    from mlplatform.families.creative.family import get_codec
+    from mlplatform.families.creative.pretrained import ensure_trained, resolve_checkpoint
+
+    trained = resolve_checkpoint(creative_cfg)
+    assert trained == str(ensure_trained(creative_cfg)) and trained.endswith("state.pt")  # cached: same file
+    user = tmp_path / "user.th"
+    torch.save(load_codec("", seed=1, cache=False, quiet=True).model.state_dict(), user)
+    assert resolve_checkpoint(creative_cfg.override({"data.codec_checkpoint": str(user)})) == str(user)
+
+    class Tags:
+        def __init__(self):
+            self.tags = {}
+
+        def set_tags(self, t):
+            self.tags.update(t)
+
+    for overrides, pretrained in (({}, "true"), ({"data.codec": "random"}, "false")):
+        logger = Tags()
+        codec = get_codec(creative_cfg.override(overrides), {"logger": logger}, torch.device("cpu"))
+        assert logger.tags["codec.pretrained"] == pretrained and codec.pretrained == (pretrained == "true")
+    with pytest.raises(ConfigError, match="codec_preset"):
+        creative_cfg.override({"data.codec_preset": "nope"})

@@ -40,3 +40,22 @@ def test_infer_bad_input_is_one_line_and_exit_2(creative_run, tmp_path, capsys):
     rc = infer.main(["--checkpoint", ckpt, "--input", "x", "--target", "y", "--mode", "pair:9",
                      "--out", str(tmp_path / "o.wav")])
     assert rc == 2
+
+
+def test_infer_all_modes_logs_audio_and_window_plot_to_mlflow(creative_run, creative_cfg, tmp_path, monkeypatch):
+    from mlplatform.families.creative.data import make_corpus
+    from mlplatform.tracking import mlflow_utils as mu
+
+    res, *_ = creative_run
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    folder = make_corpus(creative_cfg)
+    out = tmp_path / "o.wav"
+    assert infer.main(["--checkpoint", str(Path(res["work_dir"]) / "best"), "--input", str(folder / "input" / "pair_00000.wav"),
+                       "--target", str(folder / "target" / "pair_00001.wav"), "--out", str(out), "--all-modes",
+                       "--mlflow"]) == 0
+    cl = mu.client(uri)
+    (run,) = cl.search_runs([mu.get_or_create_experiment(cl, "creative-infer")])
+    names = sorted(Path(a.path).name for a in cl.list_artifacts(run.info.run_id, "inference"))
+    assert names == ["o_best.wav", "o_ensemble.wav", "o_pair0.wav", "o_windows.png"]
+    assert run.data.tags["codec.pretrained"] == "true" and run.data.tags["codec.source"] == "codec_family"

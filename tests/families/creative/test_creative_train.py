@@ -20,6 +20,9 @@ def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative
     assert last["val/ratio_spread"] > creative_cfg.loss.ratio_spread_min
     assert last["train/ratio_diversity"] < 0
     assert all(e.get("guard/ratio_spread", 0) == 0 for e in h)
+    # across-clip spread logged next to the across-pair spread; the input-reliance probes moved the windows
+    assert "val/clip_spread" in last and last["val/clip_spread"] >= 0
+    assert any(k.startswith("val/probe_silent_input") for k in last), sorted(last)
     # per pair and epoch: starts (frames and seconds), ratios, tonality
     for i in range(creative_cfg.model.num_pairs):
         for k in ("start_input_frames", "start_input_s", "start_target_frames", "start_target_s",
@@ -32,14 +35,15 @@ def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative
         assert len(cl.get_metric_history(run_id, key)) == creative_cfg.train.epochs, key
     assert run.data.tags.get("selection_metric") == "val/selection_loss"
     # through the loop's rank-0 logger: codec provenance tag and the window-selection plot
-    assert run.data.tags.get("codec.pretrained") == "false"
+    assert run.data.tags.get("codec.pretrained") == "true" and run.data.tags.get("codec.source") == "codec_family"
+    assert run.data.tags.get("codec.run_id") not in (None, "", "none")
     assert any(a.path.endswith(".png") for a in cl.list_artifacts(run_id, "plots"))
 
 
 def test_collapsed_ratios_fire_the_guard_and_stop_the_trial(creative_cfg, creative_data):
     cfg = creative_cfg.override({"loss.diversity_weight": 0.0, "optim.lr": 1e-7, "train.epochs": 5,
                                  "train.guard_patience": 2, "train.guard_action": "stop"})
-    assert [g.name for g in guards(cfg)] == ["ratio_spread"]
+    assert [g.name for g in guards(cfg)] == ["ratio_spread", "clip_spread"]
     res, rep = run_local({"family": "creative", "cfg": cfg.to_dict(), "verbose": False})
     assert res["stop_reason"].startswith("guard:ratio_spread")
     assert res["epochs"] == cfg.loss.guard_warmup_epochs + 2 < cfg.train.epochs

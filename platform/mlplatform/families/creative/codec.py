@@ -13,6 +13,7 @@ durations are converted with :meth:`Codec.frames` / :meth:`Codec.samples` at run
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import warnings
@@ -44,11 +45,13 @@ def file_digest(path: str | Path, limit: int = 1 << 20) -> str:
 class Codec(nn.Module):
     """A frozen EnCodec 24 kHz model used as an encoder/decoder of continuous latents."""
 
-    def __init__(self, model: nn.Module, pretrained: bool, identity: str):
+    def __init__(self, model: nn.Module, pretrained: bool, identity: str, source: str = "", run_id: str = ""):
         super().__init__()
         self.model = model
         self.pretrained = pretrained
         self.identity = identity  # goes into cache fingerprints: other weights -> other cache
+        self.source = source or ("random" if not pretrained else "encodec_state_dict")  # MLflow tag codec.source
+        self.run_id = run_id  # the codec family's MLflow run that trained the weights (tag codec.run_id)
         self.sample_rate = int(model.sample_rate)
         self.hop = int(math.prod(model.encoder.ratios))
         self.frame_rate = self.sample_rate / self.hop  # 75.0 for the 24 kHz model
@@ -107,22 +110,10 @@ def load_codec(checkpoint: str = "", seed: int = 0, *, cache: bool = True, quiet
     key = (str(Path(checkpoint).resolve()) if checkpoint else "", int(seed))
     if cache and key in _CACHE:
         return _CACHE[key]
-    model = _build_model(seed)
     if checkpoint:
-        p = Path(checkpoint)
-        if not p.is_file():
-            raise ConfigError(f"data.codec_checkpoint: {checkpoint} does not exist (give a local EnCodec 24 kHz "
-                              f"state-dict file, e.g. encodec_24khz-d7cc33bc.th, or leave it empty)")
-        try:
-            state: Any = torch.load(p, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-                state = state["model"]
-            model.load_state_dict(state)
-        except Exception as e:  # noqa: BLE001 - foreign/corrupt file: one line, no traceback
-            raise ConfigError(f"data.codec_checkpoint: {checkpoint} is not an EnCodec 24 kHz state dict "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:140]})") from None
-        codec = Codec(model, pretrained=True, identity=f"file:{file_digest(p)}")
+        codec = _from_file(Path(checkpoint), seed)
     else:
+        model = _build_model(seed)
         if not quiet:
             msg = RANDOM_WEIGHTS_WARNING.format(seed=seed)
             _LOG.warning(msg)
@@ -131,3 +122,37 @@ def load_codec(checkpoint: str = "", seed: int = 0, *, cache: bool = True, quiet
     if cache:
         _CACHE[key] = codec
     return codec
+
+
+def _trained_here(payload: dict[str, Any], path: Path) -> Codec:
+    """A checkpoint of the ``codec`` family: its architecture config is stored beside the weights."""
+    from mlplatform.families.codec.model import RUN_FILE, arch_config_from_dict, build_from_arch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = build_from_arch(arch_config_from_dict(payload["config"]))
+    model.load_state_dict(payload["model"])
+    side = path.parent / RUN_FILE
+    run_id = json.loads(side.read_text()).get("mlflow_run_id", "") if side.is_file() else ""
+    return Codec(model, pretrained=True, identity=f"codec:{file_digest(path)}", source="codec_family", run_id=run_id)
+
+
+def _from_file(p: Path, seed: int) -> Codec:
+    """A local file: a ``codec``-family checkpoint (folder or state.pt) or an EnCodec 24 kHz state dict."""
+    if p.is_dir():
+        p = p / "state.pt"
+    if not p.is_file():
+        raise ConfigError(f"data.codec_checkpoint: {p} does not exist (give a local EnCodec 24 kHz state-dict "
+                          f"file, e.g. encodec_24khz-d7cc33bc.th, or a checkpoint of the codec family)")
+    try:
+        state: Any = torch.load(p, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and state.get("family") == "codec" and "config" in state:
+            return _trained_here(state, p)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        model = _build_model(seed)
+        model.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - foreign/corrupt file: one line, no traceback
+        raise ConfigError(f"data.codec_checkpoint: {p} is not an EnCodec 24 kHz state dict nor a codec-family "
+                          f"checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:140]})") from None
+    return Codec(model, pretrained=True, identity=f"file:{file_digest(p)}")

@@ -5,6 +5,7 @@ All durations are seconds; frames come from the codec's real frame rate (75/s at
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from mlplatform.config import Config, ConfigError, F, OptimSection, TrainSection, section
 
@@ -36,6 +37,8 @@ class CreativeLoss:
     recon_crop_s: float = F(0.0, ge=0.0, help="decode a random crop of this many seconds of each window for the "
                                               "reconstruction (0 = the whole window); same crop on both sides")
     ratio_spread_min: float = F(0.01, ge=0.0, help="guard/ratio_spread fires when val/ratio_spread stays below this")
+    clip_spread_min: float = F(1e-3, ge=0.0, help="guard/clip_spread fires when val/clip_spread (how much the "
+                                                  "selector's choices differ between clips) stays below this")
     guard_warmup_epochs: int = F(2, ge=0, help="epochs before guard/ratio_spread is checked (ratios start at 1.0)")
 
 
@@ -47,7 +50,14 @@ class CreativeData:
     val_fraction: float = F(0.2, gt=0.0, lt=1.0, help="pairs held out for validation (at least one)")
     seed: int = F(11, help="fixes the generated songs and the train/val split")
     pairs: str = F("", help="folder with input/*.wav + target/*.wav (or a pairs.csv); empty = generate with fluidsynth")
-    codec_checkpoint: str = F("", help="local EnCodec 24 kHz state dict; empty = real architecture, RANDOM weights")
+    codec_checkpoint: str = F("", help="local EnCodec 24 kHz state dict or codec-family checkpoint; takes "
+                                       "precedence; empty = data.codec decides")
+    codec: Literal["trained", "random"] = F("trained", help="without a checkpoint: trained = train the codec family's "
+                                                          "data.codec_preset once on this corpus (cached); random = "
+                                                          "EnCodec's architecture with RANDOM weights (opt-in)")
+    codec_preset: str = F("cpu", help="codec family preset trained when no checkpoint is given (debug, cpu, full)")
+    codec_overrides: str = F("", help="comma-separated key=value overrides of that codec config, e.g. "
+                                      "'train.epochs=2,model.n_filters=4'")
     codec_seed: int = F(0, help="seed of the random codec weights (same in every process)")
     encode_batch: int = F(4, ge=1, help="clips per Ray Data encode batch")
     root: str = F("", help="data folder; empty = <repo>/data/creative")
@@ -77,6 +87,11 @@ class CreativeConfig(Config):
             # nothing gives the ratios a meaningful gradient (they drift to 1.0 or to random values)
             raise ConfigError("loss.diversity_weight and loss.reconstruction_weight are both 0: nothing supervises "
                               "the compression ratios; set at least one > 0")
+        from mlplatform.families.codec.config import PRESETS
+
+        if d.codec_preset not in PRESETS:
+            raise ConfigError(f"data.codec_preset: {d.codec_preset!r} is not a codec preset; choose one of "
+                              f"{', '.join(PRESETS)}")
         if lo.rhythm_weight + lo.harmony_weight + lo.timbre_weight <= 0:
             raise ConfigError("loss.rhythm_weight/harmony_weight/timbre_weight: at least one must be > 0")
 
@@ -87,6 +102,7 @@ def debug() -> CreativeConfig:
     c.data.clip_s, c.data.window_s, c.data.n_pairs, c.data.val_fraction = 2.0, 1.2, 8, 0.25
     c.model.pool_frames, c.model.selector_hidden, c.model.agent_hidden = 8, 64, 32
     c.loss.recon_crop_s = 0.1
+    c.data.codec_preset = "debug"  # a tiny codec trained for a few steps (tests)
     c.loss.guard_warmup_epochs = 1
     c.train.epochs, c.train.batch_size, c.train.val_batches = 8, 2, 2
     c.train.num_threads = 1  # tiny tensors: one thread avoids oversubscription stalls on a shared 2-core box

@@ -26,6 +26,7 @@ from mlplatform.data import cache
 from mlplatform.data.batching import iterate
 from mlplatform.families.creative import music
 from mlplatform.families.creative.codec import load_codec
+from mlplatform.families.creative.pretrained import resolve_checkpoint
 from mlplatform.paths import repo_root
 from mlplatform.protocol import DataContext, Datasets
 
@@ -152,8 +153,9 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
     import ray
 
     d = cfg.data
-    codec = load_codec(d.codec_checkpoint, d.codec_seed)  # loud warning here when the weights are random
     pairs, problems, ident = _pairs(cfg)
+    ckpt = resolve_checkpoint(cfg)  # trains the codec family's preset once when no checkpoint is given
+    codec = load_codec(ckpt, d.codec_seed)  # loud warning here when the weights are random
     folder = latent_dir(cfg, ident, codec.identity)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -161,7 +163,7 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
             raise ConfigError(f"data.pairs: no input/target pairs found in {d.pairs or 'the generated corpus'}")
         splits = split_names([n for n, _, _ in pairs], d.val_fraction, d.seed)
         items = [{"name": n, "split": splits[n], "input": str(a), "target": str(b)} for n, a, b in pairs]
-        kw = {"codec_checkpoint": d.codec_checkpoint, "codec_seed": d.codec_seed, "clip_s": d.clip_s}
+        kw = {"codec_checkpoint": ckpt, "codec_seed": d.codec_seed, "clip_s": d.clip_s}
         print(f"[data] encoding {len(items)} pairs ({d.clip_s:g} s, {codec.frames(d.clip_s)} frames at "
               f"{codec.frame_rate:g}/s) with {'Ray Data' if ray.is_initialized() else 'a local loop'} -> {folder}",
               flush=True)
@@ -189,7 +191,8 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
                               "frames": pa.array(list(part["frames"]), pa.int32())})
             counts[split] = cache.write_table(table, tmp / split / "part-00000.parquet")
         return {"family": "creative", "kind": "latents", "version": LATENT_VERSION, "fingerprint": folder.name,
-                "codec": codec.identity, "codec_pretrained": codec.pretrained, "frame_rate": codec.frame_rate,
+                "codec": codec.identity, "codec_pretrained": codec.pretrained, "codec_source": codec.source,
+                "codec_run_id": codec.run_id, "frame_rate": codec.frame_rate,
                 "dim": codec.dim, "frames": codec.frames(d.clip_s), "rows": counts,
                 "skipped": problems + [s.split(": ", 1)[1] for s in skipped], "source": ident}
 

@@ -19,12 +19,14 @@ import torch
 
 from mlplatform.families.creative import config as C
 from mlplatform.families.creative import data as D
-from mlplatform.families.creative.codec import Codec, load_codec
+from mlplatform.families.creative.codec import Codec
 from mlplatform.families.creative.losses import (agent_loss_parts, crop_pair, diversity_bounds, mean_over_pairs,
                                                   per_pair_mean, ratio_diversity_loss, reconstruction_loss)
-from mlplatform.families.creative.metrics import pair_metrics, ratio_spread, selection_items
+from mlplatform.families.creative.metrics import (choice_shift, clip_spread, pair_metrics, ratio_spread,
+                                                  selection_items)
 from mlplatform.families.creative.model import AdaptiveWindowCreativeAgent
 from mlplatform.families.creative.plots import log_plot, window_plot
+from mlplatform.families.creative.pretrained import codec_for, codec_shape
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
 from mlplatform.train.terms import NONNEG, LossTerms, bounded
 
@@ -33,18 +35,19 @@ def get_codec(cfg: C.CreativeConfig, state: dict[str, Any], device: torch.device
     """The run's frozen codec (decoder of the reconstruction loss); built once per run, tagged on MLflow."""
     codec = state.get("codec")
     if codec is None:
-        codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed).to(device)
+        codec = codec_for(cfg).to(device)
         state["codec"] = codec
         logger = state.get("logger")
         if logger is not None:
-            logger.set_tags({"codec.pretrained": str(codec.pretrained).lower(), "codec.identity": codec.identity})
+            logger.set_tags({"codec.pretrained": str(codec.pretrained).lower(), "codec.identity": codec.identity,
+                             "codec.source": codec.source, "codec.run_id": codec.run_id or "none"})
     return codec
 
 
 def build_model(cfg: C.CreativeConfig) -> torch.nn.Module:
     m = cfg.model
-    codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed)
-    return AdaptiveWindowCreativeAgent(codec.dim, codec.frames(cfg.data.window_s), m.num_pairs, m.pool_frames,
+    dim, frame_rate = codec_shape(cfg)  # no codec is trained or loaded just to size the model
+    return AdaptiveWindowCreativeAgent(dim, int(round(cfg.data.window_s * frame_rate)), m.num_pairs, m.pool_frames,
                                        m.selector_hidden, m.ratio_min, m.ratio_max, m.start_margin,
                                        m.tonality_kernel, m.agent_hidden, m.agent_kernel)
 
@@ -126,10 +129,13 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     codec = get_codec(cfg, st, ctx.device)
     out, agent, recon = terms.outputs["out"], terms.outputs["agent_items"], terms.outputs["recon_items"]
     spread = ratio_spread(out)
+    clips = clip_spread(out, cfg.model.ratio_min, cfg.model.ratio_max)
     m: dict[str, torch.Tensor] = {"agent": agent.mean(1), "reconstruction": recon.mean(1),
-                                  "selection_loss": selection_items(agent, recon), "ratio_spread": spread}
+                                  "selection_loss": selection_items(agent, recon), "ratio_spread": spread,
+                                  "clip_spread": clips}
     if ctx.epoch >= cfg.loss.guard_warmup_epochs:
         m["ratio_spread_checked"] = spread  # what guard/ratio_spread watches (ratios all start at 1.0)
+        m["clip_spread_checked"] = clips  # guard/clip_spread: the selector ignores its input
     fr = codec.frame_rate
     m.update(pair_metrics(out, fr))
     if st.get("rank", 0) == 0 and st.get("plotted_epoch") != ctx.epoch:
@@ -164,10 +170,32 @@ def probe_fixed_windows(model: torch.nn.Module, batch: dict, terms: LossTerms, c
     return {"selection_loss": selection_items(f["agent_items"], f["recon_items"])}
 
 
+def probe_silent_input(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    """The input clip replaced by the codec's latents of silence: do the selector's choices move?"""
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    codec = get_codec(cfg, ctx.state, ctx.device)
+    x_in = batch["input"]
+    silence = codec.encode(x_in.new_zeros(x_in.shape[0], 1, x_in.shape[-1] * codec.hop))
+    f = forward_and_losses(model, silence, batch["target"], cfg, codec)
+    return {"selection_loss": selection_items(f["agent_items"], f["recon_items"]),
+            **choice_shift(f["out"], terms.outputs["out"])}
+
+
+def probe_shuffled_clips(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
+    """Each item's input clip swapped with another item's (a roll of the batch): do the choices follow the clip?"""
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    f = forward_and_losses(model, batch["input"].roll(1, 0), batch["target"], cfg, get_codec(cfg, ctx.state, ctx.device))
+    return {"selection_loss": selection_items(f["agent_items"], f["recon_items"]),
+            **choice_shift(f["out"], terms.outputs["out"])}
+
+
 METRICS = {
     "val/selection_loss": MetricSpec("min", "agent + reconstruction per item, fixed unit weights, no diversity term"),
     "val/agent": MetricSpec("min", "weighted rhythm/harmony/timbre agent loss, mean over pairs"),
     "val/reconstruction": MetricSpec("min", "MSE of decode(output) vs decode(uncompressed input window)"),
+    "val/ratio_spread": MetricSpec("max", "std of the ratios across pairs (0 = every pair compresses alike)"),
+    "val/clip_spread": MetricSpec("max", "mean distance of each clip's starts/ratios from the batch mean "
+                                         "(0 = the selector picks the same windows whatever the clip)"),
     "val/ratio_diversity": MetricSpec("min", "-(var ratio_in + var ratio_tgt) across pairs", exploitable=(
         "pushing the ratios apart lowers it without any output getting better (the over-diversified case)")),
     "val/loss": MetricSpec("min", "weighted training loss", exploitable=(
@@ -178,7 +206,11 @@ METRICS = {
 def guards(cfg: C.CreativeConfig) -> list[GuardSpec]:
     return [GuardSpec("ratio_spread", "val/ratio_spread_checked", lo=cfg.loss.ratio_spread_min,
                       reason="ratios collapsed: the pairs use (nearly) the same compression ratio; "
-                             "raise loss.diversity_weight")]
+                             "raise loss.diversity_weight"),
+            GuardSpec("clip_spread", "val/clip_spread_checked", lo=cfg.loss.clip_spread_min,
+                      reason="the selector ignores its input: every clip gets (nearly) the same windows and "
+                             "ratios; check the codec (data.codec=random encodes nothing) and the reconstruction "
+                             "term")]
 
 
 FAMILY = Family(
@@ -197,6 +229,11 @@ FAMILY = Family(
     baselines=baselines,
     probes=(Probe("fixed_windows", probe_fixed_windows, versus="model", collapse=False,
                   meaning="with ratios 1.0 and no tonality reduction the outputs score the same: the adaptive "
-                          "windows contribute nothing"),),
+                          "windows contribute nothing"),
+            Probe("silent_input", probe_silent_input, versus="model", collapse=False,
+                  meaning="the input clip replaced by silence scores the same and moves no window: the "
+                          "selector does not read the input"),
+            Probe("shuffled_clips", probe_shuffled_clips, versus="model", collapse=False,
+                  meaning="input clips swapped between items score the same and move no window"),),
     description="adaptive-window creative agent on EnCodec latents, with ratio supervision",
 )

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mlplatform.config import ConfigError
-from mlplatform.families.creative.codec import load_codec
+from mlplatform.families.creative.pretrained import codec_for
 from mlplatform.families.creative.config import CreativeConfig
 from mlplatform.families.creative.family import build_model, forward_and_losses
 from mlplatform.families.creative.music import BadAudio, load_clip
@@ -31,6 +31,12 @@ class Inference:
     sample_rate: int
     codec_pretrained: bool
     pairs: list[dict[str, Any]] = field(default_factory=list)  # per pair: agent loss, window starts, ratios
+    codec_source: str = ""
+    codec_run_id: str = ""
+    latents: Any = None  # (input [C, T], target [C, T]) for the window plot
+    params: dict[str, Any] = field(default_factory=dict)  # per pair [P]: starts, ratios, tonality
+    window_frames: int = 0
+    frame_rate: float = 75.0
 
 
 def parse_mode(mode: str, pairs: int) -> tuple[str, int]:
@@ -70,7 +76,7 @@ def infer(checkpoint: str, input_wav: str, target_wav: str, mode: str = "best", 
     if codec_checkpoint is not None:
         cfg = cfg.override({"data.codec_checkpoint": codec_checkpoint})
     kind, idx = parse_mode(mode, cfg.model.num_pairs)
-    codec = load_codec(cfg.data.codec_checkpoint, cfg.data.codec_seed)
+    codec = codec_for(cfg)  # the codec the model was trained with (same resolution as training)
     n = codec.samples(cfg.data.clip_s)
     try:
         wavs = [load_clip(f, codec.sample_rate, n) for f in (input_wav, target_wav)]
@@ -92,4 +98,6 @@ def infer(checkpoint: str, input_wav: str, target_wav: str, mode: str = "best", 
             chosen = int(agent[0].argmin()) if kind == "best" else idx
             latent = out["output"][:, chosen]
         audio = codec.decode(latent)[0, 0].cpu().numpy()
-    return Inference(audio, codec.sample_rate, codec.pretrained, _pair_rows(out, agent, codec.frame_rate))
+    params = {k: v[0] for k, v in out.items() if v.dim() == 2}
+    return Inference(audio, codec.sample_rate, codec.pretrained, _pair_rows(out, agent, codec.frame_rate),
+                     codec.source, codec.run_id, (z[0], z[1]), params, model.window_frames, codec.frame_rate)

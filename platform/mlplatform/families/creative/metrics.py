@@ -26,3 +26,23 @@ def pair_metrics(out: dict[str, torch.Tensor], frame_rate: float) -> dict[str, t
             m[f"pair{i}/ratio_{side}"] = out[f"ratio_{side}"][:, i]
         m[f"pair{i}/tonality_strength"] = out["tonality_strength"][:, i]
     return m
+
+
+def clip_spread(out: dict[str, torch.Tensor], ratio_min: float, ratio_max: float) -> torch.Tensor:
+    """Shape: selector outputs [B, P] -> [B]: how far each clip's choices sit from the batch's mean choice.
+
+    Mean over pairs of |start fraction − batch mean| (input and target) and |ratio − batch mean| / range.
+    Next to ``ratio_spread`` (across pairs): a selector that ignores its input picks the same windows for
+    every clip and reads 0 here however far apart its pairs are. Needs B >= 2 (0 otherwise).
+    """
+    span = ratio_max - ratio_min
+    parts = [out["start_frac_input"], out["start_frac_target"], out["ratio_input"] / span, out["ratio_target"] / span]
+    return torch.stack([(v - v.mean(0, keepdim=True)).abs().mean(1) for v in parts]).mean(0)
+
+
+def choice_shift(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per item [B]: mean |Δ start fraction| (both sides) and mean |Δ ratio| (both sides) between two runs."""
+    return {"start_shift": 0.5 * ((a["start_frac_input"] - b["start_frac_input"]).abs().mean(1)
+                                  + (a["start_frac_target"] - b["start_frac_target"]).abs().mean(1)),
+            "ratio_shift": 0.5 * ((a["ratio_input"] - b["ratio_input"]).abs().mean(1)
+                                  + (a["ratio_target"] - b["ratio_target"]).abs().mean(1))}
