@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build_config(fam.name, resolve_preset(args.preset), list(fam_overrides) + args.overrides)
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
-    summary, rep = run_local(RunOptions(family=fam.name, cfg=cfg, verbose=False))
+    summary, rep = run_local(RunOptions(family=fam, cfg=cfg, verbose=False))
     for m in rep.history:
         v = m.get(metric)
         print(f"Epoch {m['epoch']:03d}/{cfg.train.epochs:03d}: train {m.get('train/loss', float('nan')):.3f}  "

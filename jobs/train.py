@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     cl, exp_id, run_id, name = open_run(args, fam, uri, preset, resume_from)
     print(f"[train] {fam.name} ({preset}) on {args.num_workers} worker(s), {gpus:g} GPU each; MLflow run {run_id}",
           flush=True)
-    opts = RunOptions(family=fam.name, cfg=cfg, tracking_uri=uri, mlflow_run_id=run_id, resume_from=resume_from,
+    opts = RunOptions(family=fam, cfg=cfg, tracking_uri=uri, mlflow_run_id=run_id, resume_from=resume_from,
                       reset_optimizer=args.reset_optimizer, cpus=args.cpus_per_worker, use_gpu=gpus > 0,
                       executor="torchtrainer", label=name)
     t0 = time.time()

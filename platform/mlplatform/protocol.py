@@ -95,6 +95,20 @@ class Probe:
     collapse: bool = True  # reliance <= train.alarm_min_reliance is a collapse signal
 
 
+# the defaults of Family's hooks are named functions, not lambdas, so a Family pickles by reference
+# (RunOptions carries it across Ray and through plain pickle)
+def no_schedule(cfg: Config, epoch: int) -> dict[str, float]:
+    return {}
+
+
+def no_guards(cfg: Config) -> list[GuardSpec]:
+    return []
+
+
+def means_as_they_are(means: dict[str, float]) -> dict[str, float]:
+    return means
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -107,11 +121,11 @@ class Family:
     evaluate: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, torch.Tensor]]
     selection_metric: str  # e.g. "val/nmse_blend"; the "best" checkpoint and the sweep metric
     mode: Literal["min", "max"]
-    schedule: Callable[[Config, int], dict[str, float]] = lambda cfg, epoch: {}
+    schedule: Callable[[Config, int], dict[str, float]] = no_schedule
     prepare_data: Callable[[Config], dict[str, Any]] | None = None  # run on the driver, via Ray
-    guards: Callable[[Config], list[GuardSpec]] = lambda cfg: []
+    guards: Callable[[Config], list[GuardSpec]] = no_guards
     # metrics whose value is not a mean of per-sample values (e.g. an RMSE): post-process the means
-    finalize_metrics: Callable[[dict[str, float]], dict[str, float]] = lambda m: m
+    finalize_metrics: Callable[[dict[str, float]], dict[str, float]] = means_as_they_are
     # the litmus job's per-step schedule (default: epoch 0's schedule) and the overfit job's pass rule
     litmus_schedule: Callable[[Config, int, int], dict[str, float]] | None = None
     # overrides the litmus runs with: a model that starts at a floor by construction cannot lose 20% of its
@@ -142,3 +156,25 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     (an ablation flag, a dropped level) calls this instead of reaching for ``.module`` itself.
     """
     return getattr(model, "module", model)
+
+
+# Name -> Family lookups go through the registry, which imports every family; the spine below it (the loop,
+# the executors) must not import it back, or a family that trains another family (creative trains its codec
+# through the shared loop) closes an import cycle. So the registry registers its lookup here when imported,
+# and a RunOptions normally carries the Family itself.
+_resolver: Callable[[str], "Family"] | None = None
+
+
+def set_family_resolver(resolver: Callable[[str], "Family"]) -> None:
+    global _resolver
+    _resolver = resolver
+
+
+def resolve_family(family: "Family | str") -> "Family":
+    """The Family itself, or the one registered under that name (``mlplatform.registry`` must be imported)."""
+    if isinstance(family, Family):
+        return family
+    if _resolver is None:
+        raise LookupError(f"family name {family!r} given before mlplatform.registry was imported; pass the Family")
+    return _resolver(family)
+

@@ -14,7 +14,7 @@ from mlplatform.families.creative.family import FAMILY as _creative
 from mlplatform.families.riscov.family import FAMILY as _riscov
 from mlplatform.families.tse.family import FAMILY as _tse
 from mlplatform.families.vqvae.family import FAMILY as _vqvae
-from mlplatform.protocol import Family
+from mlplatform.protocol import Family, set_family_resolver
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (_riscov, _tse, _creative, _vqvae, _codec)}
 
@@ -56,3 +56,6 @@ def build_config(family: str, preset: str = "debug", overrides: Iterable[str] | 
         raise ConfigError(f"unknown preset {preset!r} for family {family}; choose one of {', '.join(fam.presets)}")
     cfg = fam.presets[preset]()
     return cfg.override(overrides)
+
+
+set_family_resolver(get_family)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mlplatform.registry import build_config
+from mlplatform.registry import build_config, get_family
 from mlplatform.train.options import RunOptions
 from mlplatform.train.state import RunState
 from mlplatform.train.validation import derived_metrics
@@ -14,12 +14,12 @@ from mlplatform.train.validation import derived_metrics
 
 def test_run_options_pickle_and_coerce():
     cfg = build_config("riscov", "debug", ["train.epochs=3"])
-    opts = RunOptions(family="riscov", cfg=cfg, verbose=False)
+    opts = RunOptions(family=get_family("riscov"), cfg=cfg, verbose=False)
     back = pickle.loads(pickle.dumps(opts))  # what Ray does with train_loop_config and with_parameters
     assert back == opts and back.cfg.train.epochs == 3
     assert RunOptions.coerce(opts) is opts
     from_dict = RunOptions.coerce({"family": "riscov", "cfg": cfg.to_dict(), "verbose": False})
-    assert from_dict == opts
+    assert from_dict == opts  # a family name resolves through the registry to the same bundle
     with pytest.raises(TypeError, match="unknown run option"):
         RunOptions.coerce({"family": "riscov", "cfg": cfg, "epochs": 3})
 

@@ -100,7 +100,7 @@ def _trial_run_id(base: TrialOptions, trial_id: str) -> str | None:
     cl = mu.client(base.run.tracking_uri)
     key = {"trial_id": trial_id, mu.PARENT_TAG: base.parent_run_id}
     return mu.start_or_continue_run(cl, base.experiment_id, run_name=f"{base.sweep_name}-{trial_id}",
-                                    tags={"sweep": base.sweep_name, "family": base.run.family}, key_tags=key)
+                                    tags={"sweep": base.sweep_name, "family": base.run.family_name}, key_tags=key)
 
 
 def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
@@ -115,7 +115,7 @@ def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
     ctx = ray.tune.get_context()
     trial_id = ctx.get_trial_id()
     trial_dir = Path(ctx.get_trial_dir() or tempfile.mkdtemp())
-    opts = base.run.replace(cfg=base.run.cfg.override(dict(params)), label=f"{base.run.family} {trial_id}",
+    opts = base.run.replace(cfg=base.run.cfg.override(dict(params)), label=f"{base.run.family_name} {trial_id}",
                             mlflow_run_id=_trial_run_id(base, trial_id), work_dir=str(trial_dir / "work"))
     if base.workers_per_trial <= 1:
         run_training(opts.replace(cpus=base.cpus_per_worker), RayReporter("tune"))

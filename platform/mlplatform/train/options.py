@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from mlplatform.config import Config
+from mlplatform.protocol import Family, resolve_family
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    family: str
+    family: Family  # the bundle itself (pickled by reference to its module's functions)
     cfg: Config  # the resolved, validated config of the run
     mlflow_run_id: str | None = None  # rank 0 logs to this run when set
     tracking_uri: str | None = None
@@ -28,6 +29,10 @@ class RunOptions:
     cpus: float | None = None  # torch threads when train.num_threads is 0 (Ray sets OMP_NUM_THREADS=1)
     executor: str = "local"  # MLflow tag: local, torchtrainer, tune-function, tune-torchtrainer
     val_set_logged: bool = False  # a sweep attaches the frozen validation set to the parent run once
+
+    @property
+    def family_name(self) -> str:
+        return self.family.name
 
     def replace(self, **changes: Any) -> "RunOptions":
         return dataclasses.replace(self, **changes)
@@ -43,8 +48,7 @@ class RunOptions:
         if unknown:
             raise TypeError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
         opts = dict(value)
+        opts["family"] = resolve_family(opts["family"])
         if not isinstance(opts.get("cfg"), Config):
-            from mlplatform.registry import get_family
-
-            opts["cfg"] = get_family(opts["family"]).config_cls.from_dict(opts["cfg"])
+            opts["cfg"] = opts["family"].config_cls.from_dict(opts["cfg"])
         return cls(**opts)

@@ -17,7 +17,6 @@ from mlplatform.integrity.contracts import check_contract
 from mlplatform.integrity.frozen import freeze_validation, log_frozen
 from mlplatform.integrity.monitor import Monitor
 from mlplatform.protocol import DataContext, Datasets, Family
-from mlplatform.registry import get_family
 from mlplatform.rng import seed_everything, set_rng_state
 from mlplatform.train.checkpoint import load_checkpoint
 from mlplatform.train.options import RunOptions
@@ -135,7 +134,7 @@ def open_logger(opts: RunOptions, fam: Family, cfg: Config, rank: int, world: in
 def setup_run(opts: RunOptions, rank: int, world: int, local_rank: int,
               latest_checkpoint: str | None) -> tuple[RunContext, RunState]:
     """Phase 1: device, seeded model and data, frozen validation set, optimizer, resume, logger."""
-    fam, cfg = get_family(opts.family), opts.cfg
+    fam, cfg = opts.family, opts.cfg
     sel_metric, sel_mode = check_contract(fam, cfg)  # jobs check this before Ray starts; belt and braces
     device = _device(opts, cfg, local_rank)
     verbose, label = opts.verbose and rank == 0, opts.label or fam.name

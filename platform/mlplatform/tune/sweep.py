@@ -239,7 +239,7 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     from mlplatform.train.executors import TrialOptions
     from mlplatform.train.options import RunOptions
 
-    run = RunOptions(family=fam.name, cfg=base_cfg, tracking_uri=uri, verbose=False, val_set_logged=True,
+    run = RunOptions(family=fam, cfg=base_cfg, tracking_uri=uri, verbose=False, val_set_logged=True,
                      executor="tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer")
     base = TrialOptions(run, parent_run_id=parent, experiment_id=exp_id, sweep_name=spec.name,
                         storage_path=str(storage), workers_per_trial=spec.workers_per_trial,

@@ -36,7 +36,7 @@ def arch_config_from_dict(cfg: dict[str, Any]) -> dict[str, Any]:
 class CodecNet(nn.Module):
     def __init__(self, arch: dict[str, Any]):
         super().__init__()
-        import_encodec()  # encodec imports torchaudio: through the compat shim (NOTES-stack.md)
+        import_encodec()  # encodec imports torchaudio: through the compat shim (docs/stack.md)
         from encodec.modules import SEANetDecoder, SEANetEncoder
 
         self.arch = dict(arch)

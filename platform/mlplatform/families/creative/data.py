@@ -25,60 +25,13 @@ from mlplatform.config import ConfigError
 from mlplatform.data import cache
 from mlplatform.data.batching import iterate
 from mlplatform.families.creative import music
+from mlplatform.families.creative.corpus import (  # noqa: F401 - re-exported
+    CORPUS_VERSION, SAMPLE_RATE, corpus_key, data_root, make_corpus)
 from mlplatform.families.creative.codec import load_codec
 from mlplatform.families.creative.pretrained import resolve_checkpoint
-from mlplatform.paths import repo_root
 from mlplatform.protocol import DataContext, Datasets
 
-CORPUS_VERSION = "creative-fluidsynth-1"
 LATENT_VERSION = "creative-latents-1"
-SAMPLE_RATE = 24_000  # the EnCodec 24 kHz model's rate; checked against the codec when encoding
-
-
-def data_root(cfg: Any) -> Path:
-    return Path(cfg.data.root) if cfg.data.root else repo_root() / "data" / "creative"
-
-
-# ----------------------------------------------------------------------------------------------
-# 1. corpus
-# ----------------------------------------------------------------------------------------------
-
-def corpus_key(cfg: Any) -> dict[str, Any]:
-    d = cfg.data
-    return {"clip_s": d.clip_s, "n_pairs": d.n_pairs, "seed": d.seed, "sample_rate": SAMPLE_RATE}
-
-
-def _render_pair(i: int, clip_s: float, seed: int, out: str) -> dict[str, Any]:
-    name = f"pair_{i:05d}"
-    meta = {"name": name}
-    for side, k in (("input", 0), ("target", 1)):
-        (Path(out) / side).mkdir(parents=True, exist_ok=True)
-        meta[side] = music.render_clip(Path(out) / side / f"{name}.wav", clip_s, SAMPLE_RATE,
-                                       seed * 1_000_003 + 2 * i + k)
-    return meta
-
-
-def make_corpus(cfg: Any) -> Path:
-    """Render the generated corpus once (Ray tasks when Ray is up) and return its folder."""
-    import ray
-
-    folder = data_root(cfg) / "corpus" / cache.fingerprint(corpus_key(cfg), CORPUS_VERSION)
-    d = cfg.data
-
-    def build(tmp: Path) -> dict[str, Any]:
-        how = "Ray tasks" if ray.is_initialized() else "local steps"
-        print(f"[data] rendering {d.n_pairs} input/target pairs of {d.clip_s:g} s with fluidsynth ({how}) -> {folder}",
-              flush=True)
-        if ray.is_initialized():
-            task = ray.remote(num_cpus=1)(_render_pair)
-            metas = ray.get([task.remote(i, d.clip_s, d.seed, str(tmp)) for i in range(d.n_pairs)])
-        else:
-            metas = [_render_pair(i, d.clip_s, d.seed, str(tmp)) for i in range(d.n_pairs)]
-        return {"family": "creative", "kind": "corpus", "generator": CORPUS_VERSION, "config": corpus_key(cfg),
-                "soundfont": music.find_soundfont(), "pairs": metas}
-
-    cache.build_once(folder, build)
-    return folder
 
 
 # ----------------------------------------------------------------------------------------------

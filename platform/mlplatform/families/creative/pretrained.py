@@ -52,7 +52,7 @@ def codec_shape(cfg: Any) -> tuple[int, float]:
 
 def codec_config(cfg: Any) -> Any:
     """The codec family config trained for this creative config: its preset + overrides, on this corpus."""
-    from mlplatform.families.creative import data as D
+    from mlplatform.families.creative import corpus as D
 
     d = cfg.data
     c = _preset_config(cfg)
@@ -70,7 +70,7 @@ def codec_config(cfg: Any) -> Any:
 
 def trained_dir(cfg: Any) -> tuple[Path, Any]:
     from mlplatform.families.codec.data import source_files
-    from mlplatform.families.creative import data as D
+    from mlplatform.families.creative import corpus as D
 
     ccfg = codec_config(cfg)
     _, ident = source_files(ccfg)
@@ -84,6 +84,7 @@ def _train(ccfg_dict: dict[str, Any], out: str, tracking_uri: str | None) -> dic
     import time
 
     from mlplatform.tracking import mlflow_utils as mu
+    from mlplatform.families.codec.family import FAMILY as CODEC
     from mlplatform.train.executors import run_local
 
     cl = mu.client(tracking_uri)
@@ -91,7 +92,7 @@ def _train(ccfg_dict: dict[str, Any], out: str, tracking_uri: str | None) -> dic
                         tags={"family": "codec", "trained_for": "creative"})
     t0 = time.perf_counter()
     work = Path(out) / "work"
-    res, rep = run_local({"family": "codec", "cfg": ccfg_dict, "work_dir": str(work), "verbose": True,
+    res, rep = run_local({"family": CODEC, "cfg": ccfg_dict, "work_dir": str(work), "verbose": True,
                           "mlflow_run_id": run.info.run_id, "tracking_uri": tracking_uri, "label": "codec"})
     for f in (work / "best").iterdir():
         shutil.copy2(f, Path(out) / f.name)
