@@ -139,7 +139,7 @@ def debug() -> TseConfig:
 
 def cpu() -> TseConfig:
     """A first real result on 2 CPU cores in about 10 minutes of training (docs/families/tse.md, "Floors,
-    ceilings and the cpu preset"): debug's model widths, corpus and 8 kHz / 1 s scenes with a 4 ms encoder
+    ceilings and the cpu preset"): debug's model widths and 8 kHz / 1 s scenes, 12 voices (9 train), a 4 ms encoder
     window (half the frames of debug's 2 ms: 155 instead of 272 ms of CPU per step), 3000 steps with six
     larger validations (24 batches = 192 frozen items) and the TA phase from a third of the run."""
     c = debug()
