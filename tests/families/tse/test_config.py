@@ -18,7 +18,7 @@ def test_seed_defaults():
     assert c.data.p_ta == 0.2
 
 
-@pytest.mark.parametrize("preset", ["debug", "full"])
+@pytest.mark.parametrize("preset", ["debug", "cpu", "full"])
 def test_presets_build_a_model_that_keeps_the_length(preset):
     import torch
 
@@ -31,12 +31,25 @@ def test_presets_build_a_model_that_keeps_the_length(preset):
         assert cfg.train.val_batches == 200 and cfg.train.phase2_step == 200_000
 
 
+def test_cpu_preset_sits_between_debug_and_full_with_the_loss_defaults():
+    """The cpu preset may size the model, corpus and schedule, never the loss or the guards."""
+    dbg, cpu, full = (build_config("tse", p) for p in ("debug", "cpu", "full"))
+    assert cpu.loss == TseConfig().loss
+    assert (cpu.train.guard_rms_lo, cpu.train.guard_rms_hi) == (0.5, 2.0)
+    steps = [c.train.epochs * c.train.steps_per_epoch for c in (dbg, cpu, full)]
+    assert steps[0] < steps[1] < steps[2]
+    assert dbg.train.val_batches <= cpu.train.val_batches < full.train.val_batches
+    assert cpu.train.num_threads == 1 and cpu.data.val_speakers >= 2
+    assert FAMILY.presets["cpu"]().to_dict() == cpu.to_dict()
+
+
 @pytest.mark.parametrize("override, key", [
     ({"loss.ta_weight": 1.5}, "loss.ta_weight"),
     ({"data.sir_db_min": 10, "data.sir_db_max": 0}, "data.sir_db_min"),
     ({"train.steps_per_epoch": 0}, "train.steps_per_epoch"),
     ({"train.guard_rms_lo": 3.0}, "train.guard_rms_lo"),
     ({"loss.lamda_amp": 1.0}, "loss.lamda_amp"),
+    ({"data.val_speakers": 1}, "data.val_speakers"),
 ])
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

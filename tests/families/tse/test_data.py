@@ -17,10 +17,10 @@ from mlplatform.rng import isolated_rng
 
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory):
-    """3 espeak-ng speakers x 3 utterances, 2 noise files, and four bad files."""
+    """5 espeak-ng speakers x 3 utterances, 2 noise files, and four bad files."""
     root = tmp_path_factory.mktemp("tse-corpus")
     corpus, noise = root / "corpus", root / "noise"
-    for i, v in enumerate(speech.voices(3)):
+    for i, v in enumerate(speech.voices(5)):
         speech.make_speaker(v, 3, str(corpus), seed=i, sample_rate=16000, min_s=1.0, max_s=2.0)
     speech.make_noise(str(noise), 2, 3.0, 16000, seed=0)
     bad = corpus / speech.voices(1)[0].speaker_id
@@ -33,7 +33,7 @@ def small_corpus(tmp_path_factory):
 
 def cfg_for(root, **over):
     ov = {"data.root": str(root / "cache"), "data.corpus": str(root / "corpus"), "data.noise": str(root / "noise"),
-          "train.steps_per_epoch": 4, "train.batch_size": 8, "train.val_batches": 2}
+          "train.steps_per_epoch": 4, "train.batch_size": 8, "train.val_batches": 2, "data.val_speakers": 0}
     ov.update(over)
     return build_config("tse", "debug", ov)
 
@@ -55,13 +55,13 @@ def test_bad_files_are_reported_and_skipped(small_corpus, ray_session):
     for name, why in expect.items():
         assert by_name[name]["status"] == "skipped"
         assert by_name[name]["reason"].startswith(why), by_name[name]["reason"]
-    assert info["skipped"] == 4 and info["ok"] == 9 + 2 and info["speakers"] == 3
+    assert info["skipped"] == 4 and info["ok"] == 15 + 2 and info["speakers"] == 5
     assert {s["path"].rsplit("/", 1)[-1] for s in info["skipped_files"]} == set(expect)
     ok = [r for r in rows if r["status"] == "ok" and r["kind"] == "speech"]
     assert all(r["sample_rate"] == 16000 and 1.0 <= r["duration"] <= 2.0 for r in ok)
-    # the skipped files never reach training: the pools hold exactly the 9 good utterances
-    train, val, meta = D.load_pools(cfg)
-    assert meta["train_utts"] + meta["val_utts"] == 9 and meta["speakers"] == 3
+    # the skipped files never reach training: the pools hold exactly the 15 good utterances
+    train, val, unseen, meta = D.load_pools(cfg)
+    assert meta["train_utts"] + meta["val_utts"] == 15 and meta["speakers"] == 5 and unseen is None
     # a second call reuses the fingerprinted index
     assert D.prepare_data(cfg)["path"] == info["path"]
 
@@ -128,3 +128,50 @@ def test_validation_has_target_absent_scenes_while_training_is_still_in_phase_1(
     late = D.build_datasets(cfg_for(small_corpus, **{"train.phase2_step": 4, "data.p_ta": 0.5}), DataContext())
     assert torch.cat([b["tp"] for b in late.train_batches(0)]).all()  # steps 0-3
     assert not torch.cat([b["tp"] for b in late.train_batches(1)]).all()
+
+
+def _ids(pool) -> set[bytes]:
+    return {x.tobytes() for part in (pool.targets, pool.enroll, pool.interferers) for xs in part.values() for x in xs}
+
+
+def test_held_out_speakers_depend_only_on_the_names():
+    names = [f"spk{i:03d}" for i in range(30)]
+    a = D.held_out_speakers(names, 4)
+    assert len(a) == 4 and a == D.held_out_speakers(list(reversed(names)), 4)
+    # a new speaker can displace at most one held-out speaker; nobody else crosses the split
+    b = D.held_out_speakers(names + ["new"], 4)
+    assert len(set(a) - set(b)) <= 1 and set(b) - set(a) <= {"new"}
+    assert D.held_out_speakers(names, 0) == []
+
+
+def test_no_validation_speaker_is_heard_in_training(small_corpus):
+    cfg = cfg_for(small_corpus, **{"data.val_speakers": 2, "train.val_batches": 4, "data.p_ta": 0.3})
+    train, val, unseen, meta = D.load_pools(cfg)
+    held = set(meta["unseen_speakers"])
+    assert len(held) == 2 and set(unseen.speakers) == held and meta["train_speakers"] == 3
+    for part in (train.targets, train.enroll, train.interferers, val.targets, val.enroll, val.interferers):
+        assert not held & set(part)
+    # not by name only: no held-out waveform is anywhere in the training pool
+    assert not _ids(unseen) & _ids(train)
+    assert set(unseen.interferers) == held  # an unseen scene's interferer is another held-out speaker
+    data = D.build_datasets(cfg, DataContext())
+    with isolated_rng(1234):
+        batches = list(data.val_batches())
+    n_seen, n_unseen = D.val_split(cfg, True)
+    assert (n_seen, n_unseen) == (6, 2)
+    for b in batches:
+        assert b["unseen"].tolist() == [False] * 6 + [True] * 2
+        assert (b["spk"][b["unseen"]] >= len(val.speakers)).all() and (b["spk"][~b["unseen"]] < len(val.speakers)).all()
+    for epoch in (0, 1):  # training batches mix training speakers only (no flag needed)
+        for b in data.train_batches(epoch):
+            assert "unseen" not in b and (b["spk"] < len(train.speakers)).all()
+    with isolated_rng(1234):
+        again = list(data.val_batches())
+    assert all(torch.equal(x["mixture"], y["mixture"]) and torch.equal(x["unseen"], y["unseen"])
+               for x, y in zip(batches, again))
+
+
+def test_too_few_speakers_to_hold_out_is_a_one_line_error(small_corpus):
+    with pytest.raises(ConfigError, match="data.val_speakers") as e:
+        D.load_pools(cfg_for(small_corpus, **{"data.val_speakers": 4}))
+    assert "\n" not in str(e.value)

@@ -57,7 +57,11 @@ class TseData:
     mix_level_db: float = F(-25.0, le=0.0, help="mixture RMS level in dBFS (TA target_db is absolute)")
     level_jitter_db: float = F(5.0, ge=0.0, help="± uniform jitter on mix_level_db")
     p_ta: float = F(0.2, ge=0.0, le=1.0, help="probability of a TA scene in phase 2 and in validation")
-    val_utts_per_speaker: int = F(1, ge=1, help="utterances per speaker held out as validation targets")
+    val_utts_per_speaker: int = F(1, ge=1, help="utterances per training speaker held out as validation targets")
+    val_speakers: int = F(3, ge=0, help="speakers held out of training entirely (all their utterances), scored as "
+                                        "val/*_unseen; 0 = none, else >= 2 (an unseen interferer is another of them)")
+    val_unseen_frac: float = F(0.25, ge=0.0, lt=1.0, help="share of each validation batch mixed from the held-out "
+                                                          "speakers (rounded, at least 1 item when val_speakers > 0)")
     min_seconds: float = F(0.5, gt=0.0, help="shorter files are skipped")
     silence_db: float = F(-60.0, help="files with RMS below this are skipped as silent")
     min_sample_rate: int = F(8000, ge=1000, help="files below this rate are skipped")
@@ -98,6 +102,9 @@ class TseConfig(Config):
         if d.val_utts_per_speaker >= d.gen_utts_per_speaker:
             raise ConfigError(f"data.val_utts_per_speaker ({d.val_utts_per_speaker}) must be < "
                               f"data.gen_utts_per_speaker ({d.gen_utts_per_speaker})")
+        if d.val_speakers == 1:
+            raise ConfigError("data.val_speakers must be 0 or >= 2 (an unseen scene's interferer is another "
+                              "held-out speaker)")
         if self.train.guard_rms_lo >= self.train.guard_rms_hi:
             raise ConfigError("train.guard_rms_lo must be < train.guard_rms_hi")
         win = int(round(self.model.enc_win_s * d.sample_rate))
@@ -119,12 +126,28 @@ def debug() -> TseConfig:
     m.blocks, m.repeats, m.spk_dim, m.spk_blocks = 4, 2, 48, 1
     d = c.data
     d.sample_rate, d.segment_s, d.enroll_s = 8000, 1.0, 1.5
-    d.gen_speakers, d.gen_utts_per_speaker, d.gen_noise_files = 12, 6, 6
+    # 15 voices, 3 held out (val/*_unseen): 12 train, as many as before the split (with 9 of 12 training,
+    # 240 steps reached 0.34 dB SI-SDRi instead of 0.76, below the silence floor's SI-SDR)
+    d.gen_speakers, d.gen_utts_per_speaker, d.gen_noise_files = 15, 6, 6
     c.train.epochs, c.train.steps_per_epoch, c.train.batch_size = 8, 30, 8
     c.train.val_batches, c.train.phase2_step = 6, 120
     c.optim.name, c.optim.lr = "adam", 3e-3
     # one thread: on a shared 2-core box two spinning OpenMP threads made an epoch 20x slower (8 s -> 180 s)
     c.train.num_threads = 1
+    return c
+
+
+def cpu() -> TseConfig:
+    """A first real result on 2 CPU cores in about 10 minutes of training (docs/families/tse.md, "Floors,
+    ceilings and the cpu preset"): debug's model widths and 8 kHz / 1 s scenes, 12 voices (9 train), a 4 ms encoder
+    window (half the frames of debug's 2 ms: 155 instead of 272 ms of CPU per step), 3000 steps with six
+    larger validations (24 batches = 192 frozen items) and the TA phase from a third of the run."""
+    c = debug()
+    c.data.gen_speakers = 12  # 9 speakers train, 3 are only ever heard in validation (val/*_unseen)
+    c.model.enc_win_s = 0.004
+    t = c.train
+    t.epochs, t.steps_per_epoch, t.val_batches, t.phase2_step = 6, 500, 24, 1000
+    c.optim.lr = 3e-3
     return c
 
 

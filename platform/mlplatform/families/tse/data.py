@@ -15,6 +15,7 @@ absent: the mixture holds only interferer + noise and the reference is silence.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -186,10 +187,25 @@ class Pool:
         return sorted(self.targets)
 
 
-def load_pools(cfg: Any) -> tuple[Pool, Pool, dict[str, Any]]:
-    """(train pool, val pool, info). The last ``val_utts_per_speaker`` utterances of each speaker are
-    validation targets; enrollments always come from the speaker's training utterances (never the target);
-    noise clips are split 75 % train / 25 % val in time."""
+def held_out_speakers(speakers: list[str], n: int) -> list[str]:
+    """The ``n`` speakers kept out of training: the first ``n`` by SHA-256 of the speaker name.
+
+    Depends on nothing but the names, so a speaker-folder corpus (LibriSpeech ids, espeak-ng voices) splits
+    the same way every time and adding a speaker moves no other speaker across the split; a hash rather
+    than the sorted order, so the held-out voices are not all one espeak-ng variant or accent.
+    """
+    return sorted(sorted(speakers, key=lambda s: hashlib.sha256(s.encode()).hexdigest())[:n])
+
+
+def load_pools(cfg: Any) -> tuple[Pool, Pool, Pool | None, dict[str, Any]]:
+    """(train pool, seen-speaker val pool, unseen-speaker val pool or None, info).
+
+    Speakers: ``data.val_speakers`` speakers (:func:`held_out_speakers`) are held out entirely: none of their
+    utterances is a training target, enrollment or interferer; they make the unseen pool (targets and
+    enrollments are their utterances, a different one each time; interferers the other held-out speakers).
+    Every other speaker trains; its last ``val_utts_per_speaker`` utterances are seen-speaker validation
+    targets, enrolled with its training utterances (never the target). Noise clips are split 75 % train /
+    25 % val in time."""
     man = _cached_index(cfg) or prepare_data(cfg)  # a worker on a fresh node builds the same index
     table = cache.read_split(man["path"], "audio")
     utts: dict[str, list[tuple[str, np.ndarray]]] = {}
@@ -201,26 +217,35 @@ def load_pools(cfg: Any) -> tuple[Pool, Pool, dict[str, Any]]:
         else:
             utts.setdefault(spk, []).append((path, x))
     usable = {s: [x for _, x in sorted(v, key=lambda t: t[0])] for s, v in utts.items() if len(v) >= 2}
-    if len(usable) < 2:
+    n_held = cfg.data.val_speakers
+    if len(usable) < 2 + n_held:
         raise ConfigError(f"data.corpus: {man['corpus']} has {len(usable)} usable speaker(s) with >= 2 utterances; "
-                          f"target-speaker mixing needs at least 2 (see {man['manifest']} for skipped files)")
+                          f"target-speaker mixing needs at least 2 training speakers plus data.val_speakers="
+                          f"{n_held} held out (set data.val_speakers=0 for a tiny corpus; see {man['manifest']} "
+                          f"for skipped files)")
     if not noise:
         raise ConfigError(f"data.noise: no usable noise file in {man['noise']}")
+    held = held_out_speakers(list(usable), n_held)
     k = cfg.data.val_utts_per_speaker
-    tr_t, va_t, enr = {}, {}, {}
+    tr_t, va_t = {}, {}
     for s, xs in usable.items():
+        if s in held:
+            continue
         n_val = min(k, len(xs) - 2)  # keep >= 2 training utterances: a target and a different enrollment
         tr_t[s], va_t[s] = xs[: len(xs) - n_val], xs[len(xs) - n_val:]
-        enr[s] = tr_t[s]
     va_t = {s: v for s, v in va_t.items() if v}
     if not va_t:
         raise ConfigError("data.corpus: no speaker has enough utterances to hold one out for validation")
     cut = [int(0.75 * len(x)) for x in noise]
-    train = Pool(tr_t, enr, tr_t, [x[:c] for x, c in zip(noise, cut)])
-    val = Pool(va_t, enr, {s: (va_t.get(s) or tr_t[s]) for s in usable}, [x[c:] for x, c in zip(noise, cut)])
-    info = {"path": man["path"], "speakers": len(usable), "train_utts": sum(map(len, tr_t.values())),
-            "val_utts": sum(map(len, va_t.values())), "noise_files": len(noise)}
-    return train, val, info
+    val_noise = [x[c:] for x, c in zip(noise, cut)]
+    train = Pool(tr_t, tr_t, tr_t, [x[:c] for x, c in zip(noise, cut)])
+    val = Pool(va_t, tr_t, {s: (va_t.get(s) or tr_t[s]) for s in tr_t}, val_noise)
+    unseen_t = {s: usable[s] for s in held}
+    unseen = Pool(unseen_t, unseen_t, unseen_t, val_noise) if held else None
+    info = {"path": man["path"], "speakers": len(usable), "train_speakers": len(tr_t), "unseen_speakers": held,
+            "train_utts": sum(map(len, tr_t.values())), "val_utts": sum(map(len, va_t.values())),
+            "unseen_utts": sum(map(len, unseen_t.values())), "noise_files": len(noise)}
+    return train, val, unseen, info
 
 
 def _cached_index(cfg: Any) -> dict[str, Any] | None:
@@ -297,10 +322,28 @@ def phase_at(cfg: Any, step: int) -> tuple[int, float]:
     return (2, float(cfg.data.p_ta)) if step >= cfg.train.phase2_step else (1, 0.0)
 
 
+def val_split(cfg: Any, has_unseen: bool) -> tuple[int, int]:
+    """Items per validation batch from (seen, unseen) speakers."""
+    bs = cfg.train.batch_size
+    if not has_unseen:
+        return bs, 0
+    n_u = min(bs - 1, max(1, int(round(cfg.data.val_unseen_frac * bs))))
+    return bs - n_u, n_u
+
+
+def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], spk_offset: int) -> dict[str, torch.Tensor]:
+    """Seen items ``a`` then unseen items ``b`` in one batch, with an ``unseen`` [n] bool flag; unseen speaker
+    indices are offset so no index names a speaker of both parts (the enrollment-swap probe compares them)."""
+    out = {k: torch.cat([a[k], b[k] + (spk_offset if k == "spk" else 0)]) for k in a}
+    out["unseen"] = torch.cat([torch.zeros(len(a["tp"]), dtype=torch.bool), torch.ones(len(b["tp"]), dtype=torch.bool)])
+    return out
+
+
 def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
-    train, val, info = load_pools(cfg)
+    train, val, unseen, info = load_pools(cfg)
     d, t = cfg.data, cfg.train
     spe, bs = t.steps_per_epoch, t.batch_size
+    n_seen, n_unseen = val_split(cfg, unseen is not None)
 
     def train_batches(epoch: int):
         # one generator per (seed, epoch, rank): a resumed run mixes exactly what the original would have
@@ -309,9 +352,14 @@ def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
             yield mix_batch(rng, train, bs, phase_at(cfg, epoch * spe + i)[1], d)
 
     def val_batches():
-        # the loop has seeded every RNG with train.val_seed: draw the mixer's seed from it, never reseed
+        # the loop has seeded every RNG with train.val_seed: draw the mixer's seed from it, never reseed.
+        # Validation always has phase-2 scenes: TA behaviour is scored from the start.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         for _ in range(t.val_batches):
-            yield mix_batch(rng, val, bs, d.p_ta, d)  # validation always has phase-2 scenes: TA behaviour is scored from the start
+            seen = mix_batch(rng, val, n_seen, d.p_ta, d)
+            if unseen is None:
+                yield {**seen, "unseen": torch.zeros(n_seen, dtype=torch.bool)}
+            else:
+                yield concat_batches(seen, mix_batch(rng, unseen, n_unseen, d.p_ta, d), len(val.speakers))
 
     return Datasets(train_batches=train_batches, val_batches=val_batches, info=info)

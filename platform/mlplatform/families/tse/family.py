@@ -9,6 +9,7 @@ from mlplatform.families.tse import data as D
 from mlplatform.families.tse.losses import scene_aware_loss
 from mlplatform.families.tse.metrics import scene_metrics
 from mlplatform.families.tse.model import SpeakerExtractor
+from mlplatform.families.tse.oracles import oracle_masks
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext
 from mlplatform.train.terms import LossTerms
 
@@ -50,8 +51,12 @@ def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossT
     return terms
 
 
+def _metrics(est: torch.Tensor, batch: dict, eps: float) -> dict[str, torch.Tensor]:
+    return scene_metrics(est, batch["target"], batch["mixture"], batch["tp"], eps, batch.get("unseen"))
+
+
 def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
-    return scene_metrics(terms.outputs["est"], batch["target"], batch["mixture"], batch["tp"], ctx.cfg.loss.eps)
+    return _metrics(terms.outputs["est"], batch, ctx.cfg.loss.eps)
 
 
 def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
@@ -60,9 +65,24 @@ def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCo
     cfg: C.TseConfig = ctx.cfg  # type: ignore[assignment]
     out = {}
     for name, est in (("silence", torch.zeros_like(batch["mixture"])), ("mixture", batch["mixture"])):
-        m = scene_metrics(est, batch["target"], batch["mixture"], batch["tp"], cfg.loss.eps)
+        m = _metrics(est, batch, cfg.loss.eps)
         loss = scene_aware_loss(est, batch["target"], batch["tp"], cfg.loss, cfg.data.sample_rate).total
         out[name] = {"si_sdr_tp": m["si_sdr_tp"], "loss": loss}
+    return out
+
+
+def ceilings(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """Oracle masks that know the clean target (``oracles.py``): the ideal ratio mask ("irm", the ceiling
+    captured gain is measured against) and the phase-sensitive mask clipped to [0, 1] ("psm"), scored like
+    the model (seen and unseen speakers apart). TA items are left out: their reference is silence, which
+    an oracle reproduces exactly."""
+    cfg: C.TseConfig = ctx.cfg  # type: ignore[assignment]
+    est = oracle_masks(batch["mixture"], batch["target"], cfg.data.sample_rate, cfg.loss.eps)
+    keep = ("si_sdr_tp", "si_sdri_tp", "si_sdr_tp_unseen", "si_sdri_tp_unseen")
+    out = {}
+    for name, e in est.items():
+        m = _metrics(e, batch, cfg.loss.eps)
+        out[name] = {k: m[k] for k in keep if k in m}
     return out
 
 
@@ -83,14 +103,35 @@ def probe_enroll_swap(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx
     """The enrollment replaced by another speaker's: does the speaker condition matter?"""
     enroll = batch["enroll"][other_speaker(batch["spk"])] if "spk" in batch else batch["enroll"].roll(1, 0)
     est = model(batch["mixture"], enroll)
-    return {"si_sdr_tp": scene_metrics(est, batch["target"], batch["mixture"], batch["tp"], ctx.cfg.loss.eps)["si_sdr_tp"]}
+    return {"si_sdr_tp": _metrics(est, batch, ctx.cfg.loss.eps)["si_sdr_tp"]}
 
+
+_UNSEEN = " enrolled by speakers held out of training (data.val_speakers)"
+_SUPPRESS = ("silence maximises it (and the loss stops asking below loss.target_db): report it, never select "
+             "on it")
 
 METRICS = {
-    "val/si_sdr_tp": MetricSpec("max", "SI-SDR (dB) of the estimate on target-present scenes"),
-    "val/si_sdri_tp": MetricSpec("max", "SI-SDR improvement (dB) over the mixture on target-present scenes"),
+    "val/si_sdr_tp": MetricSpec("max", "SI-SDR (dB) of the estimate on target-present scenes of training speakers "
+                                "(held-out utterances)", scale="db"),
+    "val/si_sdri_tp": MetricSpec("max", "SI-SDR improvement (dB) over the mixture on target-present scenes of "
+                                 "training speakers", scale="db"),
+    "val/si_sdr_tp_unseen": MetricSpec("max", "SI-SDR (dB) on target-present scenes" + _UNSEEN, scale="db"),
+    "val/si_sdri_tp_unseen": MetricSpec("max", "SI-SDR improvement (dB) on target-present scenes" + _UNSEEN,
+                                        scale="db"),
+    "val/rms_ratio": MetricSpec("max", "output RMS / target RMS on target-present scenes; 1 is right, the guard "
+                                "keeps it in [guard_rms_lo, guard_rms_hi]", exploitable=(
+                                    "two-sided: too loud is as wrong as too quiet; a guard, not a score")),
+    "val/rms_ratio_unseen": MetricSpec("max", "output RMS / target RMS on target-present scenes" + _UNSEEN,
+                                       exploitable="two-sided: a guard, not a score"),
     "val/ta_energy_db": MetricSpec("min", "output energy (dBFS) where the target is absent", exploitable=(
         "silence minimises it: selecting on it picks the most suppressed model")),
+    "val/ta_energy_db_unseen": MetricSpec("min", "output energy (dBFS) where the target is absent" + _UNSEEN,
+                                          exploitable="silence minimises it"),
+    "val/ta_suppression_db": MetricSpec("max", "10·log10(mixture energy / output energy) where the target is "
+                                        "absent (dB; the loop logs the mean, docs/families/tse.md the median)",
+                                        exploitable=_SUPPRESS, scale="db"),
+    "val/ta_suppression_db_unseen": MetricSpec("max", "target-absent suppression (dB)" + _UNSEEN,
+                                               exploitable=_SUPPRESS, scale="db"),
     "val/loss": MetricSpec("min", "weighted scene-aware loss", exploitable=(
         "it contains the TA energy term, which rewards suppression, and weights a sweep varies: the 'best' "
         "checkpoint by val loss was the most suppressed one (docs/families/tse.md)")),
@@ -106,7 +147,7 @@ def guards(cfg: C.TseConfig) -> list[GuardSpec]:
 FAMILY = Family(
     name="tse",
     config_cls=C.TseConfig,
-    presets={"debug": C.debug, "full": C.full},
+    presets={"debug": C.debug, "cpu": C.cpu, "full": C.full},
     build_model=build_model,
     build_datasets=D.build_datasets,
     compute_loss=compute_loss,
@@ -118,7 +159,9 @@ FAMILY = Family(
     guards=guards,
     overfit=("val/si_sdri_tp", ">", 0.0, ()),
     metrics=METRICS,
-    baselines=baselines,
+    baselines=baselines,  # silence and the mixture: every baseline is a floor too
+    ceilings=ceilings,
+    gain_ceiling="irm",
     probes=(Probe("enroll_swap", probe_enroll_swap, versus="model",
                   meaning="with another speaker's enrollment the extraction is as good: the speaker condition is "
                           "ignored"),),
