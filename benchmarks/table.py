@@ -65,9 +65,16 @@ def rows(r: dict[str, Any]) -> Iterator[Row]:
     s = r.get("baselines")
     if s and "riscov" in s:
         for v in s["riscov"]:
-            q = v["ratio_to_sample_cov"]
-            yield ("6 baselines", f"riscov L={v['snapshots']}: NMSE / sample cov (LW; model R_pred; R_blend)",
-                   f"{_f(q['ledoit_wolf'])}; {_f(q['model_pred'])}; {_f(q['model_blend'])}", "-", "-")
+            q, n = v["ratio_to_sample_cov"], v["nmse"]
+            if "toeplitz" not in n:  # a results file from before the floors were scored
+                yield ("6 baselines", f"riscov L={v['snapshots']}: NMSE / sample cov (LW; model R_pred; R_blend)",
+                       f"{_f(q['ledoit_wolf'])}; {_f(q['model_pred'])}; {_f(q['model_blend'])}", "-", "-")
+                continue
+            g = v["captured_gain_db"]["model_blend"]
+            yield ("6 baselines", f"riscov L={v['snapshots']}: NMSE R_blend vs Toeplitz floor / DOA oracle "
+                   "(captured gain)", f"{_f(n['model_blend'])} vs {_f(n['toeplitz'])} / {_f(n['oracle_doa'])} "
+                   f"({_f(g)})", "< Toeplitz; gain >= 0.95",
+                   _yes(n["model_blend"] < n["toeplitz"]) + ("" if g is not None and g >= 0.95 else "; gain no"))
         if s.get("tse"):
             t = s["tse"]
             yield ("6 baselines", "tse SI-SDR model vs mixture (dB) -> SI-SDRi",
