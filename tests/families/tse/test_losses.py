@@ -1,4 +1,5 @@
-"""tse loss properties: one test per bug seed 004 fixed, plus the usual optimum/shape/equivalence checks."""
+"""tse loss properties: one test per failure case of docs/families/tse.md, plus the usual optimum/shape/
+equivalence checks."""
 from __future__ import annotations
 
 import inspect
@@ -19,7 +20,7 @@ def wave(b: int = 4, t: int = 4000, seed: int = 0, scale: float = 0.1) -> torch.
     return torch.randn(b, t, generator=torch.Generator().manual_seed(seed)) * scale
 
 
-# ---- Change 1: the TA energy loss can never reward suppression ---------------------------------
+# ---- the TA energy loss can never reward suppression ---------------------------------
 
 @pytest.mark.parametrize("scale", [0.0, 1e-6, 1e-3, 0.03, 1.0, 10.0])
 def test_ta_loss_is_nonnegative_for_any_output(scale):
@@ -54,7 +55,7 @@ def test_suppressing_a_ta_output_further_cannot_lower_the_total_loss():
     assert totals == [0.0, 0.0, 0.0, 0.0]
 
 
-# ---- Change 5: amplitude anchor -------------------------------------------------------------------
+# ---- amplitude anchor -------------------------------------------------------------------
 
 def test_amplitude_loss_is_zero_with_zero_gradient_at_ratio_one():
     tgt = wave(seed=1)
@@ -125,10 +126,10 @@ def test_wrong_shapes_raise(fn):
         fn(torch.zeros(100), torch.zeros(100))
 
 
-# ---- scene-aware loss and Change 3 --------------------------------------------------------------
+# ---- scene-aware loss and its configured weight --------------------------------------------------------------
 
 def test_scene_aware_loss_takes_every_weight_from_the_config():
-    """Change 3: no function default can stand in for the configured ta_weight."""
+    """No function default can stand in for the configured ta_weight."""
     sig = inspect.signature(scene_aware_loss)
     assert all(p.default is inspect.Parameter.empty for p in sig.parameters.values())
     est, tgt = wave(seed=9), wave(seed=10)
