@@ -32,7 +32,7 @@ SPACE = "family: {fam}\nmetric: val/nmse_blend\nmode: min\nspaces:\n  wide:\n   
 
 # (id, job, args, extra env, fragment of the one error line). {home}, {inputs}, {ckpt}, {port} are filled in.
 BEFORE_RAY = [
-    ("unknown-family", "train", "--family nope", {}, "unknown family 'nope'; choose one of creative, riscov, tse, vqvae"),
+    ("unknown-family", "train", "--family nope", {}, "unknown family 'nope'; choose one of codec, creative, riscov, tse, vqvae"),
     ("unknown-preset", "train", "--family riscov --preset huge", {}, "unknown preset 'huge' for family riscov; choose one of debug, full"),
     ("unknown-key", "hpo", "--set loss.lam_cvo=1", {}, "unknown config key 'loss.lam_cvo'"),
     ("wrong-type", "train", "--family riscov --set train.epochs=abc", {}, "train.epochs: 'abc' is not an int"),

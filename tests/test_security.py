@@ -20,8 +20,9 @@ def _dotted(node: ast.AST) -> str:
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
+    if not isinstance(node, ast.Name):
+        return ""  # a method of a computed value (``make().eval()``): never a builtin or a module function
+    parts.append(node.id)
     return ".".join(reversed(parts))
 
 
@@ -95,6 +96,7 @@ def test_scanner_flags_unsafe_forms(src, hit):
     "'''torch.load(x) in a docstring'''\n# torch.load(x) in a comment",
     "import yaml\nyaml.safe_load('a: 1')",
     "model.eval()",  # a method called eval is not the builtin
+    "build().to('cpu').eval()",  # nor on a computed value
 ])
 def test_scanner_accepts_safe_forms(src):
     assert unsafe_calls(src) == []

@@ -20,7 +20,7 @@ def test_alarm_stops_trials_and_frozen_val_set_is_shared(ray_session, mlflow_uri
                    "--storage-path", str(tmp_path / "ray"), "--json-out", str(out),
                    "--set", "data.n_train=512", "--set", "train.val_batches=2", "--set", "train.num_threads=1",
                    "--set", "train.beta_start=1", "--set", "train.beta_final=1", "--set", "loss.lam_cov_pred=0",
-                   "--set", "loss.beta_safety=false"])
+                   "--set", "loss.beta_safety=false", "--set", "model.core=spectrum"])
     printed = capsys.readouterr().out
     summary = json.loads(out.read_text())
     assert rc == 0, printed[-2000:]

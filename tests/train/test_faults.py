@@ -7,6 +7,7 @@ import train  # jobs/train.py
 from mlplatform.train.checkpoint import load_checkpoint
 
 BASE = ["--family", "riscov", "--preset", "debug", "--set", "train.epochs=3", "--set", "data.n_train=512",
+        "--set", "train.batch_size=64",
         "--set", "train.val_batches=2", "--set", "model.dropout=0.1", "--max-failures", "2"]
 
 
