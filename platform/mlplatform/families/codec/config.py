@@ -56,16 +56,11 @@ class CodecData:
 
 
 @dataclass
-class CodecTrain(TrainSection):
-    time_budget_s: float = F(0.0, ge=0.0, help="informational: the wall-time goal of this preset (0 = none)")
-
-
-@dataclass
 class CodecConfig(Config):
     model: CodecModel = section(CodecModel)
     loss: CodecLoss = section(CodecLoss)
     data: CodecData = section(CodecData)
-    train: CodecTrain = section(CodecTrain)
+    train: TrainSection = section(TrainSection)
     optim: OptimSection = section(OptimSection)
 
     def check(self) -> None:
@@ -114,7 +109,6 @@ def cpu() -> CodecConfig:
     c.data.n_clips, c.data.clip_s, c.data.segment_s, c.data.val_clips, c.data.val_s = 48, 8.0, 0.5, 6, 2.0
     c.train.epochs, c.train.steps_per_epoch, c.train.batch_size, c.train.val_batches = 30, 60, 8, 1
     c.train.num_threads = 1  # 2 threads on a loaded 2-core box ran 10x slower per step (measured)
-    c.train.time_budget_s = 900.0
     c.optim.lr, c.optim.scheduler, c.optim.min_lr_ratio = 3e-3, "cosine", 0.1
     return c
 
