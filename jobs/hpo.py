@@ -5,6 +5,7 @@ one MLflow parent run per sweep and one child run per trial.
   python jobs/hpo.py --n_trials 24                      # riscov, embedded local Ray, local MLflow store
   ray job submit --working-dir . -- python jobs/hpo.py --n_trials 24   # on a cluster (set MLFLOW_TRACKING_URI)
   python jobs/hpo.py --resume                           # continue the latest sweep of the family
+  python jobs/hpo.py --objectives pair                  # a Pareto sweep over the family's declared trade-off
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--storage-path", default="", help="Ray results folder (default <repo>/ray_results; shared on clusters)")
     p.add_argument("--seed", type=int, default=0, help="OptunaSearch seed (default %(default)s)")
     p.add_argument("--grace-period", type=int, default=2, help="ASHA grace period in epochs (default %(default)s)")
+    p.add_argument("--objectives", default="", metavar="METRIC:MODE,METRIC:MODE",
+                   help="a Pareto sweep over these metrics (multi-objective TPE, no ASHA), or 'pair' for the "
+                        "family's declared pair; the report plots the front (docs/sweeps.md)")
     p.add_argument("--json-out", default="", help="also write the summary as JSON to this file")
     return p.parse_args(argv)
 
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=args.max_concurrent, workers_per_trial=args.workers_per_trial,
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, experiment=args.experiment,
         name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_arg,
-        seed=args.seed, grace_period=args.grace_period)
+        seed=args.seed, grace_period=args.grace_period, objectives=args.objectives)
     resume = args.resume is not None
     checked = None
     if resume:

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Write (or rewrite) a sweep's report from MLflow: best trials, parameter importance, parallel
-coordinates, optimisation history, learning curves, baseline margins and which trials were stopped and why.
+coordinates, optimisation history, learning curves, baseline margins and which trials were stopped and why;
+paired bootstrap intervals of each trial against the best (trials tied with it are marked; the parent run gets
+best/ci_*), and for a --objectives sweep the Pareto front (its runs tagged pareto=true).
 Logged under report/ on the sweep's parent run (open report/report.html in the MLflow UI).
 
   python jobs/report.py --experiment riscov                          # the latest sweep of the experiment

@@ -145,6 +145,10 @@ class Family:
     floors: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
     ceilings: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
     gain_ceiling: str = ""  # the ceiling captured gain is measured against; empty = the best one
+    # the family's natural trade-off for Pareto sweeps ("val/<metric>:<min|max>", each with a contract in
+    # ``metrics``); an exploitable metric is allowed only here, beside the objective that stops it paying
+    # (``mlplatform.tune.pareto``; ``jobs/hpo.py --objectives pair``)
+    objectives: tuple[str, ...] = ()
     description: str = ""
 
 

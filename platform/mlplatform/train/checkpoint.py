@@ -15,6 +15,8 @@ from mlplatform.rng import get_rng_state
 
 FORMAT_VERSION = 1
 STATE_FILE = "state.pt"
+# beside the "best" checkpoint: the selection metric per validation item (model and floors), JSON
+PER_ITEM_FILE = "per_item.json"
 
 
 class CheckpointError(ValueError):

@@ -15,6 +15,7 @@ Executors differ only in the ``Reporter`` they pass (see ``mlplatform.train.exec
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections import defaultdict
@@ -26,7 +27,7 @@ import torch
 
 from mlplatform.integrity.floors import below_floor
 from mlplatform.protocol import StepContext
-from mlplatform.train.checkpoint import save_checkpoint
+from mlplatform.train.checkpoint import PER_ITEM_FILE, save_checkpoint
 from mlplatform.train.options import RunOptions
 from mlplatform.train.outcome import COMPLETED, Outcome, from_error
 from mlplatform.train.setup import RunContext, build_optimizer, build_scheduler, setup_run  # noqa: F401 - re-exported
@@ -124,6 +125,8 @@ class Selection:
 
     improved: bool = False
     stop: Outcome | None = None
+    # the selection metric's per-item values on the validation set (model and floors), kept with a new best
+    per_item: dict[str, Any] | None = None
 
 
 def validate_and_select(run: RunContext, state: RunState, epoch: int, sched: dict[str, float],
@@ -152,7 +155,8 @@ def validate_and_select(run: RunContext, state: RunState, epoch: int, sched: dic
             stop = Outcome(kind, ev.message, name)  # type: ignore[arg-type]
     if cfg.train.early_stop_patience and state.bad_vals >= cfg.train.early_stop_patience and stop is None:
         stop = Outcome("early_stop", f"no improvement in {state.bad_vals} validations")
-    return Selection(improved, stop)
+    per_item = {**info["per_item"], "epoch": epoch + 1, "digest": info["digest"]} if improved else None
+    return Selection(improved, stop, per_item)
 
 
 def flag_below_floor(run: RunContext, state: RunState, metrics: dict[str, Any]) -> None:
@@ -189,8 +193,10 @@ def epoch_line(run: RunContext, epoch: int, metrics: dict[str, Any], sched: Mapp
             + f"  ({metrics['sys/epoch_time_s']:.2f}s)")
 
 
-def _save(run: RunContext, state: RunState, epoch: int, improved: bool) -> str | None:
-    """Rank 0 writes this epoch's checkpoint (and copies it to ``best/`` and MLflow when it improved)."""
+def _save(run: RunContext, state: RunState, epoch: int, improved: bool,
+          per_item: dict[str, Any] | None = None) -> str | None:
+    """Rank 0 writes this epoch's checkpoint (and copies it to ``best/`` and MLflow when it improved, with
+    ``per_item.json``: the selection metric per validation item, for the sweep's confidence intervals)."""
     if run.rank != 0:
         return None
     ckpt_dir = str(save_checkpoint(run.work_dir / f"epoch_{epoch + 1:04d}", family=run.fam.name,
@@ -200,6 +206,8 @@ def _save(run: RunContext, state: RunState, epoch: int, improved: bool) -> str |
         best_dir = run.work_dir / "best"
         shutil.rmtree(best_dir, ignore_errors=True)
         shutil.copytree(ckpt_dir, best_dir)
+        if per_item is not None:
+            (best_dir / PER_ITEM_FILE).write_text(json.dumps(per_item))
         if run.logger is not None:
             run.logger.log_artifacts(str(best_dir), "checkpoints/best")
     return ckpt_dir
@@ -207,14 +215,14 @@ def _save(run: RunContext, state: RunState, epoch: int, improved: bool) -> str |
 
 def checkpoint_and_report(run: RunContext, state: RunState, epoch: int, metrics: dict[str, Any],
                           sched: Mapping[str, float], improved: bool, final: Outcome | None,
-                          reporter: Reporter) -> None:
+                          reporter: Reporter, per_item: dict[str, Any] | None = None) -> None:
     """Phase 4: checkpoint, MLflow metrics, the epoch line, and the executor's report. ``final`` (the
     run's outcome when this is its last epoch) ends the MLflow run before the report: a scheduler may
     stop the trial right after it."""
     metrics["epoch"] = epoch + 1
     if state.best is not None:
         metrics[f"best/{run.sel_metric}"] = state.best
-    ckpt_dir = _save(run, state, epoch, improved)
+    ckpt_dir = _save(run, state, epoch, improved, per_item)
     if run.logger is not None:
         run.logger.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch + 1)
     if run.verbose:
@@ -245,7 +253,7 @@ def run_training(opts: RunOptions | Mapping[str, Any], reporter: Reporter) -> di
             if last and run.cfg.train.integrity and run.cfg.train.alarms:
                 flag_below_floor(run, state, metrics)
             checkpoint_and_report(run, state, epoch, metrics, sched, chosen.improved, outcome if last else None,
-                                  reporter)
+                                  reporter, chosen.per_item)
             if last:
                 break
     except LossBoundError as e:

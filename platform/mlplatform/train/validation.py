@@ -9,6 +9,10 @@ off). After the means: ``val/margin_<baseline>`` = model minus baseline on the r
 
 Floors (baselines included) and ceilings are scored on the same batches: ``val/floor_<name>``,
 ``val/ceiling_<name>`` and ``val/captured_gain`` (``mlplatform.integrity.floors``, docs/integrity.md).
+
+With ``info`` given, the per-item values of the selection metric (the model's and every floor's) come back
+in ``info["per_item"]``: the loop stores the selected checkpoint's with it, and the sweep report turns them
+into paired bootstrap confidence intervals (``mlplatform.tune.noise``, docs/sweep_report.md).
 """
 from __future__ import annotations
 
@@ -48,6 +52,42 @@ class _Means:
 
     def means(self) -> dict[str, float]:
         return {k: self.sums[k] / self.counts[k] for k in self.sums if self.counts[k] > 0}
+
+
+class _Items:
+    """Per-item values of one metric (the run's selection metric, without ``val/``): the model's and each
+    floor's (trivial baselines count as floors, as in ``mlplatform.integrity.floors``), in batch order.
+    A metric the family does not score per item (a loss term) is simply not recorded."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.values: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, who: str, key: str, t: Any) -> None:
+        if key == self.metric:
+            self.values[who].extend(torch.as_tensor(t).detach().float().flatten().cpu().tolist())
+
+    def record(self, metric: str) -> dict[str, Any]:
+        """``{"metric", "model": [...], "floors": {name: [...]}}``; empty lists when not scored per item."""
+        floors = {k.split(":", 1)[1]: v for k, v in self.values.items()
+                  if k.startswith("floor:") and len(v) == len(self.values.get("model", []))}
+        return {"metric": metric, "model": list(self.values.get("model", [])), "floors": floors}
+
+
+def _score_integrity(fam: Family, model: torch.nn.Module, batch: Any, terms: Any, ctx: StepContext,
+                     extra: _Means, items: _Items) -> None:
+    """One batch's baselines, floors, ceilings and probes into ``extra`` (and the floors' per-item values)."""
+    for prefix, scorer in (("baseline", fam.baselines), ("floor", fam.floors), ("ceiling", fam.ceilings)):
+        if scorer is None:
+            continue
+        for name, mets in scorer(model, batch, terms, ctx).items():
+            for k, t in mets.items():
+                extra.add(f"{prefix}_{name}_{k}", t)
+                if prefix != "ceiling":
+                    items.add(f"floor:{name}", k, t)
+    for p in fam.probes:
+        for k, t in p.run(model, batch, terms, ctx).items():
+            extra.add(f"probe_{p.name}_{k}", t)
 
 
 def signed(mode: str) -> float:
@@ -92,6 +132,8 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     own, extra = _Means(), _Means()
     digest = new_digest()  # hashed as it goes: nothing extra is kept in memory
     optimised: set[str] = set()
+    metric, mode = selection(fam, cfg)
+    items = _Items(metric.removeprefix("val/"))
     fresh = cfg.train.val_set == "fresh"  # a set redrawn per call, on request only (docs/integrity.md)
     rng = contextlib.nullcontext() if fresh else isolated_rng(cfg.train.val_seed)
     with torch.no_grad(), rng:
@@ -108,19 +150,12 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
                 own.add(k, v)
             for k, t in fam.evaluate(model, batch, terms, ctx).items():
                 own.add(k, t)
+                items.add("model", k, t)
             if cfg.train.integrity:
-                for prefix, scorer in (("baseline", fam.baselines), ("floor", fam.floors), ("ceiling", fam.ceilings)):
-                    if scorer is not None:
-                        for name, mets in scorer(model, batch, terms, ctx).items():
-                            for k, t in mets.items():
-                                extra.add(f"{prefix}_{name}_{k}", t)
-                for p in fam.probes:
-                    for k, t in p.run(model, batch, terms, ctx).items():
-                        extra.add(f"probe_{p.name}_{k}", t)
+                _score_integrity(fam, model, batch, terms, ctx, extra, items)
     model.train(was_training)
     means = own.means()
     out = fam.finalize_metrics(means)
-    metric, mode = selection(fam, cfg)
     extra_means = extra.means()
     out.update(derived_metrics(fam, extra_means, out, metric, mode))
     sel = metric.removeprefix("val/")
@@ -132,4 +167,5 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     if info is not None:
         info["digest"] = digest.hexdigest()
         info["optimised"] = sorted(optimised | {"loss"})
+        info["per_item"] = items.record(metric)
     return {f"val/{k}": v for k, v in out.items()}

@@ -20,6 +20,8 @@ from mlplatform.config import ConfigError
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.outcomes import LABELS, OUTCOMES, outcome, reason_detail
 from mlplatform.tune.report_doc import Doc, fmt
+from mlplatform.tune.report_noise import load_per_item, log_best_ci, noise_of, noise_section, tied_mark
+from mlplatform.tune.report_pareto import OBJECTIVES_TAG, parse_tag, pareto_front, pareto_section, tag_front
 
 MARGIN_PREFIX = "val/margin_"
 FLOOR_PREFIX, CEILING_PREFIX, GAIN_KEY = "val/floor_", "val/ceiling_", "val/captured_gain"
@@ -41,6 +43,8 @@ class TrialRecord:
     floors: dict[str, float] = field(default_factory=dict)  # val/floor_<name>, last logged
     ceilings: dict[str, float] = field(default_factory=dict)  # val/ceiling_<name>, last logged
     gain: float | None = None  # val/captured_gain at the trial's best epoch
+    items: dict[str, Any] | None = None  # the selected checkpoint's per-item values (tune/noise.py)
+    objective_values: dict[str, float] = field(default_factory=dict)  # a Pareto sweep's objectives, last logged
 
     @property
     def epochs(self) -> int:
@@ -59,6 +63,7 @@ class SweepData:
     space: dict[str, dict[str, Any]]  # param -> {type, low, high} or {type: choice, values}
     space_source: str
     trials: list[TrialRecord]
+    objectives: list[tuple[str, str]] = field(default_factory=list)  # (metric, mode) of a Pareto sweep
 
     def ranked(self) -> list[TrialRecord]:
         """Best first; trials without a value last (in start order)."""
@@ -141,6 +146,7 @@ def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
     source = "search_space.yaml on the parent run"
     if space is None:
         space, source = _infer_space(children), "inferred from the trials' params (no search_space.yaml)"
+    objectives = parse_tag(tags.get(OBJECTIVES_TAG, ""))
     trials = []
     for c in children:
         curve = _history(cl, c.info.run_id, metric)
@@ -154,12 +160,14 @@ def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
                           reason, outcome(reason, c.info.status), c.info.start_time or 0, params, value,
                           curve, margins)
         _floors_and_gain(cl, c, rec)
+        rec.items = load_per_item(cl, c.info.run_id)
+        rec.objective_values = {m: c.data.metrics[m] for m, _ in objectives if m in c.data.metrics}
         trials.append(rec)
     trials.sort(key=lambda t: t.start_time)
     experiment = cl.get_experiment(parent.info.experiment_id).name
     name = tags.get("sweep") or parent.info.run_name or ""
     return SweepData(parent_run_id, parent.info.experiment_id, experiment, name,
-                     tags.get("family", ""), metric, mode, space, source, trials)
+                     tags.get("family", ""), metric, mode, space, source, trials, objectives)
 
 
 # -- parameter importance (Optuna) --------------------------------------------------------------------
@@ -232,7 +240,9 @@ def _columns(keys: list[str]) -> list[str]:
     return short if len(set(short)) == len(short) else keys
 
 
-def build_doc(data: SweepData, out_dir: Path) -> Doc:
+def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[str] | None = None) -> Doc:
+    """The report; ``noise`` (``report_noise.noise_of``) and ``on_front`` (``report_pareto.pareto_front``)
+    add the confidence-interval and Pareto sections."""
     from mlplatform.tune import report_plots as rp
 
     doc = Doc(f"Sweep report: {data.name}")
@@ -249,11 +259,11 @@ def build_doc(data: SweepData, out_dir: Path) -> Doc:
     if best:
         doc.p(f"Best: trial `{best.trial_id}` with {data.metric} = {fmt(best.value)} (run `{best.run_id}`).")
 
-    doc.h("Trials, best first")
     keys = list(data.space)
-    doc.table(["rank", "trial", data.metric, "epochs", "outcome"] + _columns(keys) + ["stop reason"],
-              [[str(i + 1) if t.value is not None else "-", t.trial_id, fmt(t.value), str(t.epochs), t.outcome]
-               + [fmt(t.params.get(k)) for k in keys] + [t.stop_reason[:90]] for i, t in enumerate(ranked)])
+    _trials_table(doc, data, ranked, noise)
+    noise_section(doc, data, noise, out_dir)
+    if data.objectives:
+        pareto_section(doc, data, on_front or [], out_dir)
 
     doc.h("Parameter importance")
     imp, note = param_importances(data)
@@ -311,6 +321,17 @@ def build_doc(data: SweepData, out_dir: Path) -> Doc:
     return doc
 
 
+def _trials_table(doc: Doc, data: SweepData, ranked: list[TrialRecord], noise: Any) -> None:
+    doc.h("Trials, best first")
+    keys = list(data.space)
+    doc.p("`tied`: `= best` when the paired bootstrap interval of (trial - best) contains 0, `no` when the trial "
+          "is worse beyond the noise, `?` without per-item values (section \"Is the best really the best?\").")
+    doc.table(["rank", "trial", data.metric, "epochs", "outcome", "tied"] + _columns(keys) + ["stop reason"],
+              [[str(i + 1) if t.value is not None else "-", t.trial_id, fmt(t.value), str(t.epochs), t.outcome,
+                tied_mark(noise, t)] + [fmt(t.params.get(k)) for k in keys] + [t.stop_reason[:90]]
+               for i, t in enumerate(ranked)])
+
+
 def _floors_section(doc: Doc, data: SweepData, ranked: list[TrialRecord], out_dir: Path) -> None:
     from mlplatform.tune import report_plots as rp
 
@@ -346,11 +367,16 @@ def write_sweep_report(tracking_uri: str | None, parent_run_id: str, out_dir: st
     data = load_sweep(cl, parent_run_id)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="mlp-sweep-report-"))
     out.mkdir(parents=True, exist_ok=True)
-    doc = build_doc(data, out)
+    noise = noise_of(data)
+    on_front = pareto_front(data) if data.objectives else []
+    doc = build_doc(data, out, noise, on_front)
     (out / "report.md").write_text(doc.markdown())
     (out / "report.html").write_text(doc.html(out))
     # only what this report wrote: --out may name a folder that holds other things
     for f in ["report.md", "report.html", *doc.images]:
         cl.log_artifact(parent_run_id, str(out / f), artifact_path="report")
     cl.set_tag(parent_run_id, "report", "report/report.html")
+    log_best_ci(cl, parent_run_id, noise)
+    if data.objectives:
+        tag_front(cl, data, on_front)
     return out

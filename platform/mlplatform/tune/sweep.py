@@ -20,6 +20,8 @@ from mlplatform.protocol import DataContext
 from mlplatform.registry import build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.train.outcome import Outcome
+from mlplatform.tune.pareto import format_objectives, parse_objectives, search_and_scheduler
+from mlplatform.tune.report_pareto import OBJECTIVES_TAG
 from mlplatform.tune.search_space import SearchSpace, default_path, load_search_space
 
 STATE_FILE = "mlplatform_sweep.json"
@@ -54,6 +56,9 @@ class SweepSpec:
     # single-worker trials share their Ray worker processes: a fresh process per trial cost ~6 s of imports
     # (torch, mlflow) and store connections on 2 cores (docs/benchmarks.md, section 2: 207 s -> 74 s for 24 trials)
     reuse_actors: bool = True
+    # a Pareto sweep: "val/a:min,val/b:max" (or "pair", the family's declared pair); empty = one metric
+    # (mlplatform.tune.pareto: multi-objective TPE, FIFO, a Pareto section in the report)
+    objectives: str = ""
 
 
 class CheckedSweep(NamedTuple):
@@ -90,6 +95,8 @@ def validate_spec(spec: SweepSpec) -> CheckedSweep:
         raise ConfigError(f"{space.path}: {', '.join(fixed)} cannot be swept: every trial must be selected by one "
                           "rule on one validation set")
     check_contract(fam, base, space.metric, space.mode)  # Tune metric = selection metric, declared, not exploitable
+    if spec.objectives:
+        spec.objectives = format_objectives(parse_objectives(fam, spec.objectives))  # "pair" -> the metrics
     return CheckedSweep(fam, base, space)
 
 
@@ -160,7 +167,8 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
         exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
         parent = cl.create_run(exp_id, run_name=spec.name, tags={
             "sweep": spec.name, "family": fam.name, "space": spec.space, "kind": "sweep",
-            "selection_metric": space.metric, "selection_mode": space.mode}).info.run_id
+            "selection_metric": space.metric, "selection_mode": space.mode,
+            **({OBJECTIVES_TAG: spec.objectives} if spec.objectives else {})}).info.run_id
         logger = mu.RunLogger(parent, uri)
         logger.log_params({"sweep.n_trials": spec.n_trials, "sweep.epochs_per_trial": spec.epochs_per_trial,
                            "sweep.space": spec.space, "sweep.preset": spec.preset, "sweep.seed": spec.seed,
@@ -258,20 +266,23 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
         tuner = tune.Tuner.restore(str(sweep_dir), trainable=trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
+        tune_config = tune.TuneConfig(
+            metric=space.metric, mode=space.mode, num_samples=spec.n_trials,
+            search_alg=(OptunaSearch(seed=spec.seed) if spec.search == "tpe"
+                        else OptunaSearch(sampler=RandomSampler(seed=spec.seed))),
+            scheduler=(ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
+                                     grace_period=min(spec.grace_period, spec.epochs_per_trial),
+                                     reduction_factor=spec.reduction_factor)
+                       if spec.scheduler == "asha" else FIFOScheduler()),
+            max_concurrent_trials=k,
+            reuse_actors=spec.reuse_actors and spec.workers_per_trial == 1,
+        )
+        if spec.objectives:
+            tune_config = multi_objective(tune_config, spec)
         tuner = tune.Tuner(
             trainable,
             param_space=space.tune_domains(),
-            tune_config=tune.TuneConfig(
-                metric=space.metric, mode=space.mode, num_samples=spec.n_trials,
-                search_alg=(OptunaSearch(seed=spec.seed) if spec.search == "tpe"
-                            else OptunaSearch(sampler=RandomSampler(seed=spec.seed))),
-                scheduler=(ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
-                                         grace_period=min(spec.grace_period, spec.epochs_per_trial),
-                                         reduction_factor=spec.reduction_factor)
-                           if spec.scheduler == "asha" else FIFOScheduler()),
-                max_concurrent_trials=k,
-                reuse_actors=spec.reuse_actors and spec.workers_per_trial == 1,
-            ),
+            tune_config=tune_config,
             run_config=tune.RunConfig(
                 name=spec.name, storage_path=str(storage), verbose=0,
                 callbacks=[progress, closer],
@@ -281,6 +292,18 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
         )
     results = tuner.fit()
     return results, time.time() - t0
+
+
+def multi_objective(tune_config: Any, spec: SweepSpec) -> Any:
+    """A Pareto sweep's TuneConfig: the searcher carries the metrics and modes (Tune's own metric/mode must
+    stay unset, or it would overwrite the searcher's list with one metric) and no scheduler prunes."""
+    import dataclasses
+
+    objectives = parse_objectives(get_family(spec.family), spec.objectives)
+    search, scheduler = search_and_scheduler(objectives, spec.search, spec.seed)
+    print(f"[sweep] Pareto sweep over {format_objectives(objectives)}: multi-objective {spec.search.upper()} "
+          "(OptunaSearch), FIFO (ASHA needs one metric)", flush=True)
+    return dataclasses.replace(tune_config, metric=None, mode=None, search_alg=search, scheduler=scheduler)
 
 
 def best_row_value(df: Any, metric: str, mode: str, column: str) -> float | None:

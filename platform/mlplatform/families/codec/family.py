@@ -154,6 +154,7 @@ FAMILY = Family(
     prepare_data=D.prepare_data,
     overfit=("val/si_snr", ">", 0.0, ("train.epochs=10",)),
     metrics=METRICS,
+    objectives=("val/si_snr:max", "val/mel_distance:min"),  # waveform vs perceptual (mel) fidelity
     baselines=baselines,
     floors=floors,
     probes=(Probe("zero_latent", probe_zero_latent, versus="model",

@@ -226,6 +226,7 @@ FAMILY = Family(
     prepare_data=D.prepare_data,
     guards=guards,
     metrics=METRICS,
+    objectives=("val/selection_loss:min", "val/ratio_spread:max"),  # fit vs adaptive (non-collapsed) ratios
     baselines=baselines,
     probes=(Probe("fixed_windows", probe_fixed_windows, versus="model", collapse=False,
                   meaning="with ratios 1.0 and no tonality reduction the outputs score the same: the adaptive "

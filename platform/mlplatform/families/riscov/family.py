@@ -199,6 +199,7 @@ FAMILY = Family(
     floors=floors,
     ceilings=ceilings,
     gain_ceiling="oracle_doa",
+    objectives=("val/nmse_blend:min", "val/doa_rmse_deg:min"),  # estimate vs what it is for (DOA)
     probes=(Probe("beta0", probe_beta0, versus="baseline:samp",
                   meaning="with β forced to 0, R_pred alone is no better than the sample covariance: the network "
                           "hides behind R_samp (docs/families/riscov.md)"),),

@@ -160,6 +160,7 @@ FAMILY = Family(
     overfit=("val/si_sdri_tp", ">", 0.0, ()),
     metrics=METRICS,
     baselines=baselines,  # silence and the mixture: every baseline is a floor too
+    objectives=("val/si_sdri_tp:max", "val/ta_suppression_db:max"),  # silence wins the 2nd, loses the 1st
     ceilings=ceilings,
     gain_ceiling="irm",
     probes=(Probe("enroll_swap", probe_enroll_swap, versus="model",

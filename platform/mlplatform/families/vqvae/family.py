@@ -47,7 +47,8 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     x, out = batch["x"], terms.outputs
     err = per_sample_mse(out["recon"], x)
     cat = per_category_mse(out["recon"], x, inner.sizes)
-    res = {"recon_error": err, "quality": 1.0 - err}
+    size = float(sum(p.numel() for p in inner.parameters()))  # the Pareto pair's 2nd objective (val/params)
+    res = {"recon_error": err, "quality": 1.0 - err, "params": torch.full_like(err, size)}
     res.update({f"mse/{c}": cat[:, i] for i, c in enumerate(inner.categories)})
     res.update(usage_onehots(out["indices"], inner.categories, inner.codebook_sizes))
     return res
@@ -70,6 +71,7 @@ def level_probe(level: int):
 METRICS = {
     "val/recon_error": MetricSpec("min", "reconstruction MSE on standardised features (all levels)"),
     "val/quality": MetricSpec("max", "1 - recon_error"),
+    "val/params": MetricSpec("min", "trainable and codebook parameters of the model (its size)"),
     "val/codebook_utilization": MetricSpec("max", "share of codes used on the validation items"),
     "val/loss": MetricSpec("min", "recon + commitment, weighted", exploitable=(
         "the commitment term shrinks when codes collapse and its weight is swept")),
@@ -96,6 +98,7 @@ FAMILY = Family(
     guards=guards,
     finalize_metrics=finalize,
     metrics=METRICS,
+    objectives=("val/recon_error:min", "val/params:min"),  # reconstruction vs model size
     baselines=baselines,
     probes=tuple(Probe(f"level{i}", level_probe(i), versus="model",
                        meaning=f"zeroing level {i}'s codes does not hurt the reconstruction: that level is dead")
