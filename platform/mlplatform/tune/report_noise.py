@@ -90,7 +90,7 @@ def log_best_ci(cl: Any, parent_run_id: str, noise: NoiseResult | None) -> None:
     for k, v in m.items():
         cl.log_metric(parent_run_id, k, v, step=0)
     cl.set_tag(parent_run_id, "best/tied", ",".join(noise.tied[1:]) or "none")
-    cl.set_tag(parent_run_id, "best/ci_method", f"paired BCa bootstrap, {LEVEL:.0%}, {N_RESAMPLES} resamples, "
-                                                 f"{noise.items} items")
+    cl.set_tag(parent_run_id, "best/ci_method", f"BCa bootstrap over {noise.items} validation items, {LEVEL:.0%}, "
+                                                 f"{N_RESAMPLES} resamples, seeded; differences paired by item")
     if best.floor:
         cl.set_tag(parent_run_id, "best/margin_floor", best.floor)

@@ -302,7 +302,7 @@ def multi_objective(tune_config: Any, spec: SweepSpec) -> Any:
     objectives = parse_objectives(get_family(spec.family), spec.objectives)
     search, scheduler = search_and_scheduler(objectives, spec.search, spec.seed)
     print(f"[sweep] Pareto sweep over {format_objectives(objectives)}: multi-objective {spec.search.upper()} "
-          "(OptunaSearch), FIFO (ASHA needs one metric)", flush=True)
+          "(OptunaSearch) and FIFO instead of the above (ASHA needs one metric)", flush=True)
     return dataclasses.replace(tune_config, metric=None, mode=None, search_alg=search, scheduler=scheduler)
 
 
