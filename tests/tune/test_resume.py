@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from metric_history import assert_same_history, history  # tests/metric_history.py
@@ -60,6 +61,9 @@ def test_killed_driver_resumes_without_duplicates(home, tmp_path):
                         str(tmp_path / "ray"), "--json-out", str(tmp_path / "s.json")],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # trial 2 was in the snapshot, so it was re-run from its start (not replaced), and its logger skipped
+    # the epoch it had logged before the kill
+    assert "already holds step 1" in r.stdout + r.stderr, r.stdout[-3000:]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["n_trials"] == N
     cl = MlflowClient(uri)
@@ -67,6 +71,7 @@ def test_killed_driver_resumes_without_duplicates(home, tmp_path):
     runs = children(cl, exp.experiment_id, summary["parent_run_id"])
     assert len(runs) == N and len({c.data.tags["trial_id"] for c in runs}) == N
     assert all(c.info.status in ("FINISHED", "KILLED") for c in runs)
+    assert not cl.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)  # no trial replaced
     parents = cl.search_runs([exp.experiment_id], filter_string="tags.kind = 'sweep'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 
