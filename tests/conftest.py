@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))  # jobs are thin CLIs; tests import their main()
+sys.path.append(str(REPO / "tests"))  # shared test helpers (metric_history.py), after everything else
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +29,15 @@ def ray_session(home):
     """A real local Ray (2 CPUs), started once per session."""
     import ray
 
+    from mlplatform.raycluster import pin_api_server
     from mlplatform.train.executors import ensure_env_for_workers
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     if not ray.is_initialized():
+        port, api_env = pin_api_server()  # as jobs do: Ray's own cleaner must find this instance
         ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
-                 runtime_env={"env_vars": {**ensure_env_for_workers(), "MLPLATFORM_HOME": str(home),
+                 dashboard_port=port,
+                 runtime_env={"env_vars": {**ensure_env_for_workers(), **api_env, "MLPLATFORM_HOME": str(home),
                                            "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
                                                                          str(REPO / "tests")])}})
     yield ray

@@ -333,6 +333,10 @@ class TrainSection:
                                                   "once (see inject_crash_marker); -1 = never")
     inject_crash_marker: str = F("", help="file created when the crash drill fires, so a retried worker "
                                           "does not crash again")
+    inject_pause_after_log_epoch: int = F(0, ge=0, help="fault drill: after epoch N's metrics reach MLflow and "
+                                                        "before its checkpoint is reported, rank 0 writes its pid "
+                                                        "to inject_crash_marker and waits to be killed, unless "
+                                                        "the marker exists; 0 = never")
 
 
 @dataclass

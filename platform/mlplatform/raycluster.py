@@ -6,6 +6,19 @@ import os
 from typing import Any
 
 
+def pin_api_server() -> tuple[int, dict[str, str]]:
+    """A free loopback port for this Ray instance's dashboard (its State API server), and the variable
+    that points State API clients at it. Ray Train's placement-group cleaner, in a worker, looks the API
+    server up with no address; with another Ray instance on the host it fails ("multiple active Ray
+    instances") and its thread dies (docs/cluster.md, "Two Ray instances on one host"). Ray reads
+    RAY_API_SERVER_ADDRESS before guessing. It goes to the workers' runtime env only: in the driver's own
+    environment it would also redirect a ``ray job submit`` that process (or a test after it) runs."""
+    from mlplatform.tracking.server import free_port
+
+    port = free_port()
+    return port, {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+
+
 def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
     import ray
 
@@ -19,9 +32,10 @@ def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
         where = f"cluster at {os.environ['RAY_ADDRESS']}"
     else:
         # address="local": never attach to a `ray start` cluster by accident (that is what RAY_ADDRESS is for)
+        port, api_env = pin_api_server()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 logging_level="WARNING" if quiet else "INFO",
-                 runtime_env={"env_vars": ensure_env_for_workers()})
+                 dashboard_port=port, logging_level="WARNING" if quiet else "INFO",
+                 runtime_env={"env_vars": {**ensure_env_for_workers(), **api_env}})
         where = "embedded local Ray"
     res = ray.cluster_resources()
     print(f"[ray] {where}: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU", flush=True)

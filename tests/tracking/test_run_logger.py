@@ -50,3 +50,22 @@ def test_queue_drains_in_order_once_the_store_answers(mlflow_uri, tmp_path):
     assert cl.get_run(run_id).info.status == "FINISHED"
     got = cl.download_artifacts(run_id, "checkpoints/best/weights.txt", str(tmp_path / "dl"))
     assert open(got).read() == "epoch 1"
+
+
+def test_a_restarted_logger_does_not_log_an_epoch_the_run_already_holds(mlflow_uri, capsys):
+    """A retried worker or resumed trial re-runs the epochs after its last checkpoint: the points of those
+    already in the store (the marker's steps) are not sent again; a batch without the marker always is."""
+    cl = MlflowClient(mlflow_uri)
+    run_id = cl.create_run(mu.get_or_create_experiment(cl, "once")).info.run_id
+    first = mu.RunLogger(run_id, mlflow_uri, epoch_marker="sys/epoch_time_s")
+    for step in (1, 2):  # logged, then the process died before epoch 2's checkpoint was reported
+        first.log_metrics({"sys/epoch_time_s": 0.1, "train/loss": 1.0 / step}, step=step)
+    again = mu.RunLogger(run_id, mlflow_uri, epoch_marker="sys/epoch_time_s")
+    for step in (2, 3):  # the retry resumes from epoch 1's checkpoint
+        again.log_metrics({"train/loss": 1.0 / step, "sys/epoch_time_s": 0.2}, step=step)
+    again.log_metrics({"summary/x": 1.0}, step=1)  # no marker: not an epoch's batch
+    assert again.logged_through == 2
+    assert [(m.step, m.value) for m in cl.get_metric_history(run_id, "train/loss")] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    assert [m.value for m in cl.get_metric_history(run_id, "sys/epoch_time_s")] == [0.1, 0.1, 0.2]
+    assert len(cl.get_metric_history(run_id, "summary/x")) == 1
+    assert "already holds step 2" in capsys.readouterr().out

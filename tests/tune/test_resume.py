@@ -1,5 +1,8 @@
 """The hpo driver killed mid-sweep (SIGKILL, with its embedded Ray): `--resume` finishes exactly n_trials,
-does not re-run completed trials, and MLflow holds exactly one child run per trial."""
+does not re-run completed trials, and MLflow holds exactly one child run per trial. The kill lands while
+trial 2 has logged its first epoch and not yet reported its checkpoint (a fault drill holds it there): the
+resumed trial re-runs that epoch and must not log it twice. Every trial's MLflow history equals the one
+the same trial has in an uninterrupted sweep, step for step (issue 16)."""
 import json
 import os
 import signal
@@ -8,46 +11,79 @@ import sys
 import time
 from pathlib import Path
 
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
+from metric_history import assert_same_history, history  # tests/metric_history.py
+
 REPO = Path(__file__).resolve().parents[2]
-N, EPOCHS = 4, 6
+N, EPOCHS = 3, 4
+
+
+def children(cl: MlflowClient, exp_id: str, parent: str) -> list:
+    return cl.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+
+
+def wait_for(p: subprocess.Popen, log: Path, ready, what: str, timeout: float = 400) -> None:
+    end = time.time() + timeout
+    while time.time() < end and not ready():
+        assert p.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    assert ready(), f"{what} did not happen: " + log.read_text()[-3000:]
 
 
 def test_killed_driver_resumes_without_duplicates(home, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLPLATFORM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    # a Tune snapshot every second: the kill below lands after one that holds trial 2 as running
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLPLATFORM_HOME": str(home), "PYTHONUNBUFFERED": "1",
+           "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     env.pop("RAY_ADDRESS", None)
-    args = ["--n_trials", str(N), "--epochs_per_trial", str(EPOCHS), "--preset", "debug", "--name", "t-resume",
+    marker = tmp_path / "pause"
+    marker.write_text("")  # disarmed: the pause drill fires only where its marker is absent
+    # grace period = epochs: ASHA stops nothing, so both sweeps run the same epochs of every trial
+    args = ["--n_trials", str(N), "--epochs_per_trial", str(EPOCHS), "--preset", "debug",
             "--storage-path", str(tmp_path / "ray"), "--max-concurrent", "1", "--early_stop_patience", "0",
-            "--set", "data.n_train=512", "--set", "train.val_batches=2"]
+            "--grace-period", str(EPOCHS), "--set", "data.n_train=512", "--set", "train.val_batches=2",
+            "--set", "train.inject_pause_after_log_epoch=1", "--set", f"train.inject_crash_marker={marker}"]
     log = tmp_path / "first.log"
     with open(log, "w") as f:
-        p = subprocess.Popen([sys.executable, "jobs/hpo.py", *args], cwd=REPO, env=env, stdout=f,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen([sys.executable, "jobs/hpo.py", *args, "--name", "t-resume"], cwd=REPO, env=env,
+                             stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        end = time.time() + 400
-        while time.time() < end and "1/4 done" not in log.read_text():
-            assert p.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
-        assert "1/4 done" in log.read_text(), log.read_text()[-3000:]
-        time.sleep(3)  # let the second trial get going, then kill the driver and its local Ray hard
-    finally:
+        wait_for(p, log, lambda: f"1/{N} done" in log.read_text(), "trial 1's end")
+        marker.unlink()  # arm: trial 2 holds after logging epoch 1, before reporting its checkpoint
+        wait_for(p, log, lambda: marker.exists() and marker.read_text().strip(), "the drill's pause")
+        time.sleep(3)
+    finally:  # the driver and its local Ray, hard
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
     r = subprocess.run([sys.executable, "jobs/hpo.py", "--resume", "t-resume", "--storage-path",
                         str(tmp_path / "ray"), "--json-out", str(tmp_path / "s.json")],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # trial 2 was in the snapshot, so it was re-run from its start (not replaced), and its logger skipped
+    # the epoch it had logged before the kill
+    assert "already holds step 1" in r.stdout + r.stderr, r.stdout[-3000:]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["n_trials"] == N
     cl = MlflowClient(uri)
     exp = cl.get_experiment_by_name("riscov")
-    children = cl.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
-    assert len(children) == N and len({c.data.tags["trial_id"] for c in children}) == N
-    assert all(c.info.status in ("FINISHED", "KILLED") for c in children)
-    for c in children:  # no epoch logged twice: completed trials were not re-run, resumed ones continued
-        steps = [m.step for m in cl.get_metric_history(c.info.run_id, "val/nmse_blend")]
-        assert len(steps) == len(set(steps)), (c.data.tags["trial_id"], steps)
+    runs = children(cl, exp.experiment_id, summary["parent_run_id"])
+    assert len(runs) == N and len({c.data.tags["trial_id"] for c in runs}) == N
+    assert all(c.info.status in ("FINISHED", "KILLED") for c in runs)
+    assert not cl.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)  # no trial replaced
     parents = cl.search_runs([exp.experiment_id], filter_string="tags.kind = 'sweep'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+    # the same sweep uninterrupted (drill disarmed: same resolved configs), up to the trial that was held
+    r = subprocess.run([sys.executable, "jobs/hpo.py", *args, "--name", "t-reference", "--n_trials", "2",
+                        "--json-out", str(tmp_path / "ref.json")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ref = children(cl, exp.experiment_id, json.loads((tmp_path / "ref.json").read_text())["parent_run_id"])
+    assert len(ref) == 2
+    for want in ref:  # the same sampled config: the same trial
+        got = [c for c in runs if c.data.params == want.data.params]
+        assert len(got) == 1, want.data.params
+        assert_same_history(history(uri, got[0].info.run_id), history(uri, want.info.run_id),
+                            got[0].data.tags["trial_id"])

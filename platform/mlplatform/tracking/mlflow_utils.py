@@ -176,10 +176,20 @@ class RunLogger:
     and are sent at a later call once the backoff has passed, or at :meth:`close`, which keeps retrying
     for ``MLPLATFORM_MLFLOW_RETRY_S`` seconds (default 600). Metrics keep the step and timestamp of the
     moment they were logged, so a buffered epoch lands in MLflow exactly as if the server had been up.
+
+    ``epoch_marker``: a metric key every per-step batch carries (the loop's ``sys/epoch_time_s``). A
+    run continued after a restart (a retried worker, a resumed sweep) re-runs the epochs after its last
+    checkpoint, and some of them may already be in the store; before its first metrics batch the
+    logger reads the marker's history once and never sends a batch that carries the marker at a step
+    already there, so each point is in the run once (docs/sweeps.md, "Each metric point once").
     """
 
-    def __init__(self, run_id: str, tracking_uri: str | None = None, verbose: bool = True):
+    def __init__(self, run_id: str, tracking_uri: str | None = None, verbose: bool = True,
+                 epoch_marker: str = ""):
         self.run_id = run_id
+        self.epoch_marker = epoch_marker
+        # highest step of ``epoch_marker`` already in the store; None until read (at the first send)
+        self.logged_through: int | None = None if epoch_marker else -1
         self.uri = resolve_tracking_uri(tracking_uri)
         self.cl = MlflowClient(tracking_uri=self.uri)
         self._pending: list[tuple[str, Any]] = []
@@ -199,6 +209,9 @@ class RunLogger:
         ts = int(time.time() * 1000)
         ms = [Metric(k, float(v), ts, step) for k, v in metrics.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+        # the marker goes last: MLflow splits a batch of > 1000 metrics into requests sent in order, so
+        # the marker at a step in the store means the whole batch of that step is there
+        ms.sort(key=lambda m: m.key == self.epoch_marker)
         if ms:
             self._pending.append(("metrics", ms))
         self.flush()
@@ -237,7 +250,8 @@ class RunLogger:
         if kind == "params":
             self.cl.log_batch(self.run_id, params=payload)
         elif kind == "metrics":
-            self.cl.log_batch(self.run_id, metrics=payload)
+            if not self._already_logged(payload):
+                self.cl.log_batch(self.run_id, metrics=payload)
         elif kind == "tags":
             self.cl.log_batch(self.run_id, tags=payload)
         elif kind == "artifacts":
@@ -246,6 +260,20 @@ class RunLogger:
             shutil.rmtree(local_dir, ignore_errors=True)  # our own temporary copy
         elif kind == "end":
             self.cl.set_terminated(self.run_id, status=payload)
+
+    def _already_logged(self, metrics: list[Metric]) -> bool:
+        """True for a batch carrying the epoch marker at a step the store already holds (sent before a restart)."""
+        if not self.epoch_marker or metrics[-1].key != self.epoch_marker:
+            return False
+        if self.logged_through is None:  # once per logger: one history read of one key
+            self.logged_through = max((m.step for m in self.cl.get_metric_history(self.run_id, self.epoch_marker)),
+                                      default=-1)
+        if metrics[-1].step > self.logged_through:
+            return False
+        if self.verbose:
+            print(f"[mlflow] run {self.run_id} already holds step {metrics[-1].step} (logged before a restart); "
+                  "not logging it again", flush=True)
+        return True
 
     def flush(self, force: bool = False) -> bool:
         """Send queued items in order; False (items kept) when the store is unreachable.

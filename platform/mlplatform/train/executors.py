@@ -37,22 +37,36 @@ class LocalReporter:
         return None  # a local run resumes only from an explicit --resume path
 
 
+# the result key under which a multi-worker sweep trial's rank 0 names its worker group's placement group
+PLACEMENT_GROUP_KEY = "placement_group_id"
+
+
 class RayReporter:
     """Reports through Ray Train (``api="train"``: a ``TorchTrainer`` worker, ranks from its context) or
-    Ray Tune (``api="tune"``: a single-process function trial, rank 0 of 1); the calls are the same."""
+    Ray Tune (``api="tune"``: a single-process function trial, rank 0 of 1); the calls are the same.
 
-    def __init__(self, api: Literal["train", "tune"]) -> None:
+    ``record_placement_group``: rank 0 adds its worker group's placement group id to every report, so
+    the sweep driver can remove the group when the trial ends (``tune.placement``)."""
+
+    def __init__(self, api: Literal["train", "tune"], record_placement_group: bool = False) -> None:
         import importlib
 
         self.api = importlib.import_module(f"ray.{api}")
         self.rank, self.world_size, self.local_rank = 0, 1, 0
+        self.extra: dict[str, str] = {}
         if api == "train":
             ctx = self.api.get_context()
             self.rank, self.world_size, self.local_rank = ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank()
+        if record_placement_group and self.rank == 0:
+            from ray.util import get_current_placement_group
+
+            pg = get_current_placement_group()  # a Train worker runs in its worker group's placement group
+            if pg is not None:
+                self.extra[PLACEMENT_GROUP_KEY] = pg.id.hex()
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         ck = self.api.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        self.api.report(metrics, checkpoint=ck)
+        self.api.report({**metrics, **self.extra}, checkpoint=ck)
 
     def latest_checkpoint(self) -> str | None:
         ck = self.api.get_checkpoint()
@@ -69,7 +83,7 @@ def TuneReporter() -> RayReporter:  # noqa: N802 - the name benchmarks use
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point of every ``TorchTrainer`` worker: ``config["run"]`` is the run's :class:`RunOptions`."""
-    run_training(config["run"], RayReporter("train"))
+    run_training(config["run"], RayReporter("train", config.get("record_placement_group", False)))
 
 
 def run_local(opts: RunOptions | Mapping[str, Any]) -> tuple[dict[str, Any], LocalReporter]:
@@ -128,7 +142,7 @@ def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
     gpus = base.gpus_per_worker
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": opts},
+        train_loop_config={"run": opts, "record_placement_group": True},
         scaling_config=ScalingConfig(num_workers=base.workers_per_trial, use_gpu=gpus > 0,
                                      resources_per_worker={"CPU": base.cpus_per_worker,
                                                            **({"GPU": gpus} if gpus > 0 else {})}),

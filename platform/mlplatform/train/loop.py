@@ -67,6 +67,19 @@ def _inject_faults(cfg: Any, step: int, terms: Any) -> None:
         first.value = first.value * float("nan")
 
 
+def _pause_after_log(cfg: Any, epoch: int) -> None:
+    """Fault drill: stop between "epoch logged" and "epoch checkpointed", the window in which a kill made a
+    retried or resumed run log that epoch twice; a test kills this process (pid in the marker) there."""
+    import os
+
+    marker = cfg.train.inject_crash_marker
+    if epoch != cfg.train.inject_pause_after_log_epoch or not marker or Path(marker).exists():
+        return
+    Path(marker).write_text(f"{os.getpid()}\n")
+    print(f"[drill] epoch {epoch} logged, not yet checkpointed: pid {os.getpid()} waits to be killed", flush=True)
+    time.sleep(600)
+
+
 def _optimizer_step(run: RunContext, total: torch.Tensor) -> float:
     """Backward, clip, step (through the fp16 scaler when there is one); the gradient norm or 0."""
     run.optimizer.zero_grad(set_to_none=True)
@@ -225,6 +238,7 @@ def checkpoint_and_report(run: RunContext, state: RunState, epoch: int, metrics:
     ckpt_dir = _save(run, state, epoch, improved, per_item)
     if run.logger is not None:
         run.logger.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch + 1)
+        _pause_after_log(run.cfg, epoch + 1)
     if run.verbose:
         print(epoch_line(run, epoch, metrics, sched), flush=True)
     if final is not None:

@@ -112,6 +112,10 @@ def restore(opts: RunOptions, latest: str | None, fam: Family, model: torch.nn.M
     return state
 
 
+# every epoch's metrics batch carries it (``loop.train_epoch``): the logger's "already in the store" mark
+EPOCH_MARKER = "sys/epoch_time_s"
+
+
 def open_logger(opts: RunOptions, fam: Family, cfg: Config, rank: int, world: int, selection: tuple[str, str],
                 val_record: dict[str, Any], first_epoch: bool) -> Any:
     """Rank 0's MLflow ``RunLogger`` with the run's params and tags, or None."""
@@ -119,7 +123,7 @@ def open_logger(opts: RunOptions, fam: Family, cfg: Config, rank: int, world: in
 
     if rank != 0 or not opts.mlflow_run_id:
         return None
-    logger = RunLogger(opts.mlflow_run_id, opts.tracking_uri)
+    logger = RunLogger(opts.mlflow_run_id, opts.tracking_uri, epoch_marker=EPOCH_MARKER)
     logger.log_params(flatten(cfg))
     logger.set_tags({"family": fam.name, "selection_metric": selection[0], "selection_mode": selection[1],
                      "executor": opts.executor, "world_size": world})

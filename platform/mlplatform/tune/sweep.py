@@ -254,7 +254,12 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
                         cpus_per_worker=spec.cpus_per_worker, gpus_per_worker=spec.gpus_per_worker)
     trainable = _trainable(spec, base)
     progress = SweepProgress(space.metric, space.mode, spec.n_trials, k)
-    closer = MlflowTrialCloser(uri, exp_id, parent)
+    callbacks = [progress, MlflowTrialCloser(uri, exp_id, parent)]
+    if spec.workers_per_trial > 1:  # a TorchTrainer per trial: its placement group is ours to clean up too
+        from mlplatform.tune.placement import PlacementGroupJanitor, remove_orphans
+
+        remove_orphans(sweep_dir)
+        callbacks.append(PlacementGroupJanitor(sweep_dir))
     print(f"[sweep] {spec.name}: {spec.n_trials} trials of {fam.name} ({spec.preset} preset, {spec.epochs_per_trial} "
           f"epochs max, space '{spec.space}' with {len(space.params)} params), {k} at a time; "
           f"OptunaSearch(seed={spec.seed}) + ASHA(grace={spec.grace_period}, rf={spec.reduction_factor}); "
@@ -285,7 +290,7 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
             tune_config=tune_config,
             run_config=tune.RunConfig(
                 name=spec.name, storage_path=str(storage), verbose=0,
-                callbacks=[progress, closer],
+                callbacks=callbacks,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             ),
