@@ -79,7 +79,8 @@ class RowStore:
                 self._cache.move_to_end(key)
                 return hit
         fi, g = self._groups[k]
-        arr = pq.ParquetFile(self.files[fi]).read_row_group(g, columns=[column]).column(0).combine_chunks()
+        col = pq.ParquetFile(self.files[fi]).read_row_group(g, columns=[column]).column(0)
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # one chunk: no copy
         with self._lock:
             self.reads += 1
             if key not in self._cache:
@@ -194,3 +195,18 @@ def int16_audio(buf: memoryview) -> np.ndarray:
     """Int16 PCM bytes -> float32 samples in [-1, 1] (scaled by 1/32767, as the caches were written).
     Shape: -> [T]."""
     return np.frombuffer(buf, dtype=np.int16).astype(np.float32) / 32767.0
+
+
+def shard_batches(n: int, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0,
+                  world_size: int = 1) -> Iterator[np.ndarray]:
+    """Row numbers of ``rank``'s batches: its fixed block of ``n // world_size`` rows (:func:`shard_bounds`,
+    equal blocks), in an order fixed by ``seed`` (``torch.randperm``, as ``batching.iterate`` draws it, so a
+    single rank sees the batches the in-memory path gave). Shape: -> [<= batch_size] int64 per batch."""
+    import torch
+
+    a, b = shard_bounds(n, rank, world_size, equal=world_size > 1)
+    rows = np.arange(a, b)
+    if shuffle:
+        rows = rows[torch.randperm(b - a, generator=torch.Generator().manual_seed(seed)).numpy()]
+    for i in range(0, len(rows), batch_size):
+        yield rows[i:i + batch_size]
