@@ -53,3 +53,10 @@ def test_training_batches_match_the_eager_split_and_shard_by_rank(creative_cfg, 
     assert not seen[0] & seen[1]
     with pytest.raises(ConfigError, match="cannot be split over 64 workers"):
         D.build_datasets(cfg, DataContext(0, 64))
+
+
+def test_the_loop_logs_the_data_wait_of_each_epoch(creative_run):
+    res, rep, cl, run_id = creative_run
+    waits = [e["sys/data_wait_frac"] for e in rep.history]
+    assert len(waits) == len(rep.history) and all(0.0 <= w < 1.0 for w in waits)
+    assert len(cl.get_metric_history(run_id, "sys/data_wait_frac")) == len(rep.history)
