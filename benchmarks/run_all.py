@@ -18,8 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # cheapest first; the sizes keep the whole run near 25-30 minutes on a 2-core machine (docs/benchmarks.md)
-ORDER = ["batched_pairs", "profile_step", "latent_cache", "baselines", "step_overhead", "sweep_overhead",
-         "pruning", "gpu"]
+ORDER = ["batched_pairs", "profile_step", "latent_cache", "stream_rss", "baselines", "step_overhead",
+         "sweep_overhead", "pruning", "gpu"]
 
 
 def run_one(name: str, out_dir: Path) -> dict:

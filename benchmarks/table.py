@@ -57,6 +57,17 @@ def rows(r: dict[str, Any]) -> Iterator[Row]:
         yield ("4 latent cache", "data only: latents/s, cache / encoding", _f(t["data_only"]["speedup"], 0), "-", "-")
         yield ("4 latent cache", f"Ray Data / pyarrow Parquet read ({p['file_mb']:.0f} MB)",
                _f(p["ratio_ray_to_pyarrow"], 3), ">= 0.7", _yes(p["ratio_ray_to_pyarrow"] >= 0.7))
+    s = r.get("stream_rss")
+    if s and "runs" in s:
+        g = s["rss_growth_mb"]
+        yield ("8 streaming", "tse peak RSS, 10x / 1x corpus: lazy reader (eager loading it replaced)",
+               f"{_f(s['rss_ratio_lazy'])} ({_f(s['rss_ratio_eager'])}); +{g['lazy']:.0f} MB (+{g['eager']:.0f} MB)",
+               "<= 1.3", _yes(s["rss_ratio_lazy"] <= 1.3))
+        if "rss_ratio_lazy_tight" in s:
+            yield ("8 streaming", "tse peak RSS, 10x corpus through an 8 MB cache / 1x", _f(s["rss_ratio_lazy_tight"]),
+                   "<= 1.3", _yes(s["rss_ratio_lazy_tight"] <= 1.3))
+        yield ("8 streaming", "tse data wait / step time (worst epoch of the lazy runs)", _f(s["data_wait_frac_max"], 3),
+               "<= 0.05", _yes(s["data_wait_frac_max"] <= 0.05))
     s = r.get("batched_pairs")
     if s and "sizes" in s:
         for size, v in s["sizes"].items():

@@ -34,10 +34,11 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     return json.loads(p.read_text())
 
 
-def write_table(table: pa.Table, path: str | Path) -> int:
+def write_table(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> int:
+    """Write one part file; ``row_group_size`` rows per row group (the unit a streaming reader fetches)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    pq.write_table(table, path, row_group_size=row_group_size)
     return table.num_rows
 
 

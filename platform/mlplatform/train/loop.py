@@ -25,6 +25,7 @@ from typing import Any, Mapping, Protocol
 
 import torch
 
+from mlplatform.data.streaming import TimedIterator
 from mlplatform.integrity.floors import below_floor
 from mlplatform.protocol import StepContext
 from mlplatform.train.checkpoint import PER_ITEM_FILE, save_checkpoint
@@ -105,7 +106,8 @@ def train_epoch(run: RunContext, state: RunState, epoch: int, sched: dict[str, f
     run.train_model.train()
     sums: dict[str, float] = defaultdict(float)
     n, grad_norm_sum = 0, 0.0
-    for i, batch in enumerate(run.data.train_batches(epoch)):
+    batches = TimedIterator(run.data.train_batches(epoch))  # time waited for data, apart from compute
+    for i, batch in enumerate(batches):
         if cfg.train.steps_per_epoch and i >= cfg.train.steps_per_epoch:
             break
         batch = to_device(batch, run.device)
@@ -119,6 +121,7 @@ def train_epoch(run: RunContext, state: RunState, epoch: int, sched: dict[str, f
         for k, v in vals.items():
             sums[k] += v
         n += 1
+    batches.close()  # a prefetching loader stops its thread now
     if n == 0:
         raise RuntimeError(f"epoch {epoch + 1}: the training split yielded no batch (empty dataset?)")
     if run.scheduler is not None:
@@ -129,6 +132,7 @@ def train_epoch(run: RunContext, state: RunState, epoch: int, sched: dict[str, f
         metrics["train/grad_norm"] = grad_norm_sum / n
     metrics["sys/lr"] = run.optimizer.param_groups[0]["lr"]
     metrics["sys/epoch_time_s"] = time.perf_counter() - t0
+    metrics["sys/data_wait_frac"] = batches.wait_s / max(metrics["sys/epoch_time_s"], 1e-9)
     return metrics
 
 

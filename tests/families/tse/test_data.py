@@ -131,7 +131,9 @@ def test_validation_has_target_absent_scenes_while_training_is_still_in_phase_1(
 
 
 def _ids(pool) -> set[bytes]:
-    return {x.tobytes() for part in (pool.targets, pool.enroll, pool.interferers) for xs in part.values() for x in xs}
+    """Every waveform a pool can draw (read from the cache: the pools hold row numbers)."""
+    return {pool.utterance(r).tobytes() for part in (pool.targets, pool.enroll, pool.interferers)
+            for rows in part.values() for r in rows}
 
 
 def test_held_out_speakers_depend_only_on_the_names():

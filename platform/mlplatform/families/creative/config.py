@@ -61,6 +61,9 @@ class CreativeData:
     codec_seed: int = F(0, help="seed of the random codec weights (same in every process)")
     encode_batch: int = F(4, ge=1, help="clips per Ray Data encode batch")
     root: str = F("", help="data folder; empty = <repo>/data/creative")
+    cache_mb: float = F(64.0, gt=0.0, help="most MB of the latent cache's row groups a worker holds in memory (the "
+                                           "cache is read lazily: memory does not grow with the corpus)")
+    prefetch: int = F(2, ge=0, help="training batches read ahead in a background thread (0 = inline)")
 
 
 @dataclass

@@ -8,7 +8,7 @@
    covers the corpus content, the codec's identity (checkpoint digest or random seed), clip length and
    split, so a sweep encodes once and other settings never read a stale cache. Bad files (corrupt,
    too short, silent) are reported one line each and skipped.
-3. Training reads only the cache.
+3. Training reads only the cache, lazily (:class:`LatentSplit`): each rank a disjoint block of the rows.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
-from mlplatform.data.batching import iterate
+from mlplatform.data.streaming import RowStore, prefetch, shard_batches, shard_bounds
 from mlplatform.families.creative import music
 from mlplatform.families.creative.corpus import (  # noqa: F401 - re-exported
     CORPUS_VERSION, SAMPLE_RATE, corpus_key, data_root, make_corpus)
@@ -142,7 +142,8 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
             table = pa.table({"name": list(part["name"]), "input_latent": pa.array(list(part["input_latent"]), pa.binary()),
                               "target_latent": pa.array(list(part["target_latent"]), pa.binary()),
                               "frames": pa.array(list(part["frames"]), pa.int32())})
-            counts[split] = cache.write_table(table, tmp / split / "part-00000.parquet")
+            # 4 pairs per row group: the unit LatentSplit reads (24 s clips are ~1.8 MB a pair)
+            counts[split] = cache.write_table(table, tmp / split / "part-00000.parquet", row_group_size=4)
         return {"family": "creative", "kind": "latents", "version": LATENT_VERSION, "fingerprint": folder.name,
                 "codec": codec.identity, "codec_pretrained": codec.pretrained, "codec_source": codec.source,
                 "codec_run_id": codec.run_id, "frame_rate": codec.frame_rate,
@@ -158,6 +159,7 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 def load_split(cfg: Any, split: str) -> dict[str, torch.Tensor]:
+    """A whole split in memory (the eager reference :class:`LatentSplit` is tested against; training streams)."""
     info = prepare_data(cfg)  # cheap when the cache exists (the manifest is read, nothing encoded)
     t = cache.read_split(info["path"], split)
     dim = int(info["dim"])
@@ -169,14 +171,45 @@ def load_split(cfg: Any, split: str) -> dict[str, torch.Tensor]:
     return {"input": col("input_latent"), "target": col("target_latent")}
 
 
+class LatentSplit:
+    """One split of the latent cache, read lazily: a batch of rows is read from its Parquet row groups when
+    asked for (at most ``data.cache_mb`` of row groups held), never the whole split."""
+
+    def __init__(self, folder: str | Path, split: str, dim: int, cache_mb: float):
+        self.store = RowStore.open(folder, split, cache_bytes=int(cache_mb * (1 << 20)))
+        self.dim = dim
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Shape: -> input, target [len(rows), dim, T] float32 (the values ``load_split`` gives)."""
+        def col(name: str) -> torch.Tensor:
+            arr = [np.frombuffer(self.store.buffer(int(r), name), dtype=np.float32).reshape(self.dim, -1) for r in rows]
+            return torch.from_numpy(np.stack(arr))
+
+        return {"input": col("input_latent"), "target": col("target_latent")}
+
+
 def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
-    train, val = load_split(cfg, "train"), load_split(cfg, "val")
-    bs = cfg.train.batch_size
+    info = prepare_data(cfg)  # cheap when the cache exists (the manifest is read, nothing encoded)
+    d, bs = cfg.data, cfg.train.batch_size
+    train, val = (LatentSplit(info["path"], s, int(info["dim"]), d.cache_mb) for s in ("train", "val"))
+    if len(train) < ctx.world_size:
+        raise ConfigError(f"data: {len(train)} training pairs cannot be split over {ctx.world_size} workers; "
+                          "add pairs or use fewer workers")
+
+    def train_batches(epoch: int):
+        # rank's fixed block of rows, reshuffled per (seed, epoch); read data.prefetch batches ahead in a thread
+        order = shard_batches(len(train), bs, shuffle=True, seed=cfg.train.seed * 100_003 + epoch, rank=ctx.rank,
+                              world_size=ctx.world_size)
+        return prefetch(lambda: map(train.rows, order), d.prefetch)
+
     return Datasets(
-        train_batches=lambda epoch: iterate(train, bs, shuffle=True, seed=cfg.train.seed * 100_003 + epoch,
-                                            rank=ctx.rank, world_size=ctx.world_size),
-        val_batches=lambda: iterate(val, bs, shuffle=False),
-        info={"n_train": len(train["input"]), "n_val": len(val["input"])},
+        train_batches=train_batches,
+        val_batches=lambda: map(val.rows, shard_batches(len(val), bs, shuffle=False)),
+        info={"n_train": len(train), "n_val": len(val),
+              "rank_train": len(range(*shard_bounds(len(train), ctx.rank, ctx.world_size, equal=ctx.world_size > 1)))},
     )
 
 

@@ -66,6 +66,9 @@ class TseData:
     silence_db: float = F(-60.0, help="files with RMS below this are skipped as silent")
     min_sample_rate: int = F(8000, ge=1000, help="files below this rate are skipped")
     files_per_task: int = F(32, ge=1, help="files per Ray indexing task")
+    cache_mb: float = F(64.0, gt=0.0, help="most MB of the audio cache's row groups a worker holds in memory (the "
+                                           "cache is read lazily: memory does not grow with the corpus)")
+    prefetch: int = F(2, ge=0, help="training batches mixed ahead in a background thread (0 = mix inline)")
     gen_speakers: int = F(40, ge=3, help="espeak-ng corpus: speakers (voice variant x pitch x rate)")
     gen_utts_per_speaker: int = F(20, ge=2)
     gen_min_s: float = F(1.0, gt=0.0)

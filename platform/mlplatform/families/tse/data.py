@@ -14,8 +14,6 @@ absent: the mixture holds only interferer + noise and the reference is silence.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -29,12 +27,18 @@ import torch
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
 from mlplatform.data.audio import check_audio, list_audio, to_rate
+from mlplatform.data.streaming import RowStore, prefetch
+from mlplatform.families.tse.pools import (  # noqa: F401 - held_out_speakers re-exported
+    Pool, held_out_speakers, mix_batch, shard_pool, speaker_rows)
 from mlplatform.protocol import DataContext, Datasets
 from mlplatform.paths import repo_root
 
 GENERATOR_VERSION = "tse-espeak-1"
 INDEX_VERSION = "tse-index-1"
 GEN_RATE = 16000  # the generated corpus is LibriSpeech-like: 16 kHz
+# files per Parquet row group, the unit a lazy reader fetches: 4 LibriSpeech utterances (~12 s each at 16 kHz)
+# are ~1.5 MB, so drawing one file reads little else; the layout is not in the fingerprint (content is)
+ROW_GROUP_FILES = 4
 
 
 def data_root(cfg: Any) -> Path:
@@ -117,7 +121,8 @@ def index_files(files: list[tuple[str, str, str]], params: dict[str, Any], part:
             audio["kind"].append(kind)
             audio["pcm"].append((np.clip(y, -1, 1) * 32767).astype(np.int16).tobytes())
     cache.write_table(pa.table({**{k: audio[k] for k in ("path", "speaker", "kind")},
-                                "pcm": pa.array(audio["pcm"], type=pa.binary())}), part)
+                                "pcm": pa.array(audio["pcm"], type=pa.binary())}), part,
+                      row_group_size=ROW_GROUP_FILES)
     return rows
 
 
@@ -173,50 +178,21 @@ def prepare_data(cfg: Any, log=print) -> dict[str, Any]:
 # loading and dynamic mixing
 # ----------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class Pool:
-    """Utterances per speaker available as targets, enrollments and interferers, and noise clips."""
+def load_pools(cfg: Any, rank: int = 0, world_size: int = 1) -> tuple[Pool, Pool, Pool | None, dict[str, Any]]:
+    """(train pool of this rank's speaker shard, seen-speaker val pool, unseen-speaker val pool or None, info).
 
-    targets: dict[str, list[np.ndarray]]
-    enroll: dict[str, list[np.ndarray]]
-    interferers: dict[str, list[np.ndarray]]
-    noise: list[np.ndarray]
-
-    @property
-    def speakers(self) -> list[str]:
-        return sorted(self.targets)
-
-
-def held_out_speakers(speakers: list[str], n: int) -> list[str]:
-    """The ``n`` speakers kept out of training: the first ``n`` by SHA-256 of the speaker name.
-
-    Depends on nothing but the names, so a speaker-folder corpus (LibriSpeech ids, espeak-ng voices) splits
-    the same way every time and adding a speaker moves no other speaker across the split; a hash rather
-    than the sorted order, so the held-out voices are not all one espeak-ng variant or accent.
-    """
-    return sorted(sorted(speakers, key=lambda s: hashlib.sha256(s.encode()).hexdigest())[:n])
-
-
-def load_pools(cfg: Any) -> tuple[Pool, Pool, Pool | None, dict[str, Any]]:
-    """(train pool, seen-speaker val pool, unseen-speaker val pool or None, info).
-
-    Speakers: ``data.val_speakers`` speakers (:func:`held_out_speakers`) are held out entirely: none of their
-    utterances is a training target, enrollment or interferer; they make the unseen pool (targets and
+    The pools hold row numbers of the audio cache, read lazily (``pools.py``): memory does not grow with the
+    corpus. Speakers: ``data.val_speakers`` speakers (:func:`held_out_speakers`) are held out entirely: none of
+    their utterances is a training target, enrollment or interferer; they make the unseen pool (targets and
     enrollments are their utterances, a different one each time; interferers the other held-out speakers).
-    Every other speaker trains; its last ``val_utts_per_speaker`` utterances are seen-speaker validation
-    targets, enrolled with its training utterances (never the target). Noise clips are split 75 % train /
-    25 % val in time."""
+    Every other speaker trains; its last ``val_utts_per_speaker`` utterances (in path order) are seen-speaker
+    validation targets, enrolled with its training utterances (never the target). Noise clips are split 75 %
+    train / 25 % val in time. Validation pools are the same on every rank; the training pool is rank
+    ``rank``'s disjoint block of the training speakers (:func:`~mlplatform.families.tse.pools.shard_pool`)."""
     man = _cached_index(cfg) or prepare_data(cfg)  # a worker on a fresh node builds the same index
-    table = cache.read_split(man["path"], "audio")
-    utts: dict[str, list[tuple[str, np.ndarray]]] = {}
-    noise = []
-    for path, spk, kind, pcm in zip(*(table.column(c).to_pylist() for c in ("path", "speaker", "kind", "pcm"))):
-        x = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32767.0
-        if kind == "noise":
-            noise.append(x)
-        else:
-            utts.setdefault(spk, []).append((path, x))
-    usable = {s: [x for _, x in sorted(v, key=lambda t: t[0])] for s, v in utts.items() if len(v) >= 2}
+    store = RowStore.open(man["path"], "audio", cache_bytes=int(cfg.data.cache_mb * (1 << 20)))
+    by_spk, noise = speaker_rows(store)
+    usable = {s: v for s, v in by_spk.items() if len(v) >= 2}
     n_held = cfg.data.val_speakers
     if len(usable) < 2 + n_held:
         raise ConfigError(f"data.corpus: {man['corpus']} has {len(usable)} usable speaker(s) with >= 2 utterances; "
@@ -233,19 +209,20 @@ def load_pools(cfg: Any) -> tuple[Pool, Pool, Pool | None, dict[str, Any]]:
             continue
         n_val = min(k, len(xs) - 2)  # keep >= 2 training utterances: a target and a different enrollment
         tr_t[s], va_t[s] = xs[: len(xs) - n_val], xs[len(xs) - n_val:]
-    va_t = {s: v for s, v in va_t.items() if v}
+    va_t = {s: v for s, v in va_t.items() if len(v)}
     if not va_t:
         raise ConfigError("data.corpus: no speaker has enough utterances to hold one out for validation")
-    cut = [int(0.75 * len(x)) for x in noise]
-    val_noise = [x[c:] for x, c in zip(noise, cut)]
-    train = Pool(tr_t, tr_t, tr_t, [x[:c] for x, c in zip(noise, cut)])
-    val = Pool(va_t, tr_t, {s: (va_t.get(s) or tr_t[s]) for s in tr_t}, val_noise)
+    val_noise = [(r, "val") for r in noise]
+    train = Pool(tr_t, tr_t, tr_t, [(r, "train") for r in noise], store)
+    val = Pool(va_t, tr_t, {s: (va_t[s] if s in va_t else tr_t[s]) for s in tr_t}, val_noise, store)
     unseen_t = {s: usable[s] for s in held}
-    unseen = Pool(unseen_t, unseen_t, unseen_t, val_noise) if held else None
+    unseen = Pool(unseen_t, unseen_t, unseen_t, val_noise, store) if held else None
     info = {"path": man["path"], "speakers": len(usable), "train_speakers": len(tr_t), "unseen_speakers": held,
             "train_utts": sum(map(len, tr_t.values())), "val_utts": sum(map(len, va_t.values())),
             "unseen_utts": sum(map(len, unseen_t.values())), "noise_files": len(noise)}
-    return train, val, unseen, info
+    shard = shard_pool(train, rank, world_size)
+    info.update(rank_speakers=len(shard.speakers), rank_noise_files=len(shard.noise))
+    return shard, val, unseen, info
 
 
 def _cached_index(cfg: Any) -> dict[str, Any] | None:
@@ -256,64 +233,6 @@ def _cached_index(cfg: Any) -> dict[str, Any] | None:
     folder = index_dir(cfg, corpus, noise, files)
     man = cache.read_manifest(folder)
     return None if man is None else {"path": str(folder), "manifest": str(folder / "manifest.parquet"), **man}
-
-
-def _crop(rng: np.random.Generator, x: np.ndarray, n: int) -> np.ndarray:
-    """A random n-sample window of x; a shorter x is placed at a random offset in silence."""
-    if len(x) >= n:
-        o = int(rng.integers(0, len(x) - n + 1))
-        return x[o:o + n]
-    out = np.zeros(n, np.float32)
-    o = int(rng.integers(0, n - len(x) + 1))
-    out[o:o + len(x)] = x
-    return out
-
-
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2) + 1e-12))
-
-
-def mix_batch(rng: np.random.Generator, pool: Pool, n: int, p_ta: float, d: Any) -> dict[str, torch.Tensor]:
-    """``n`` mixtures. Returns mixture [n, T], target [n, T] (zeros in TA scenes), enroll [n, Te], tp [n] bool,
-    spk [n] (the enrolled speaker's index in the pool: the enrollment-swap probe needs another speaker)."""
-    seg, seg_e = int(round(d.segment_s * d.sample_rate)), int(round(d.enroll_s * d.sample_rate))
-    spks, all_spk = pool.speakers, sorted(pool.interferers)
-    mix, tgt, enr, tp = (np.zeros((n, seg), np.float32), np.zeros((n, seg), np.float32),
-                         np.zeros((n, seg_e), np.float32), np.ones(n, bool))
-    spk_idx = np.zeros(n, np.int64)
-    for b in range(n):
-        spk_idx[b] = int(rng.integers(len(spks)))
-        spk = spks[spk_idx[b]]
-        t_idx = int(rng.integers(len(pool.targets[spk])))
-        target = pool.targets[spk][t_idx]
-        cands = [x for x in pool.enroll[spk] if x is not target]
-        e = cands[int(rng.integers(len(cands)))]
-        others = [s for s in all_spk if s != spk]
-        o = others[int(rng.integers(len(others)))]
-        interf = _crop(rng, pool.interferers[o][int(rng.integers(len(pool.interferers[o])))], seg)
-        noise = _crop(rng, pool.noise[int(rng.integers(len(pool.noise)))], seg)
-        s = _crop(rng, target, seg)
-        ta = bool(rng.random() < p_ta)
-        sir, snr = rng.uniform(d.sir_db_min, d.sir_db_max), rng.uniform(d.snr_db_min, d.snr_db_max)
-        level = d.mix_level_db + rng.uniform(-d.level_jitter_db, d.level_jitter_db)
-        if ta:  # target absent: interferer + noise only, the reference is silence
-            s = np.zeros(seg, np.float32)
-            ref = _rms(interf)
-            noise = noise * (ref / _rms(noise) / 10 ** (snr / 20))
-        else:
-            ref = _rms(s)
-            interf = interf * (ref / _rms(interf) / 10 ** (sir / 20))
-            noise = noise * (ref / _rms(noise) / 10 ** (snr / 20))
-        m = s + interf + noise
-        g = 10 ** (level / 20) / _rms(m)
-        peak = float(np.abs(m).max()) * g
-        if peak > 0.99:  # never clip: lower the level instead
-            g *= 0.99 / peak
-        mix[b], tgt[b], tp[b] = m * g, s * g, not ta
-        ec = _crop(rng, e, seg_e)
-        enr[b] = ec * (10 ** (-25 / 20) / _rms(ec))  # enrollment at a fixed level
-    return {"mixture": torch.from_numpy(mix), "target": torch.from_numpy(tgt),
-            "enroll": torch.from_numpy(enr), "tp": torch.from_numpy(tp), "spk": torch.from_numpy(spk_idx)}
 
 
 def phase_at(cfg: Any, step: int) -> tuple[int, float]:
@@ -340,16 +259,20 @@ def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], spk_o
 
 
 def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
-    train, val, unseen, info = load_pools(cfg)
+    train, val, unseen, info = load_pools(cfg, ctx.rank, ctx.world_size)
     d, t = cfg.data, cfg.train
     spe, bs = t.steps_per_epoch, t.batch_size
     n_seen, n_unseen = val_split(cfg, unseen is not None)
 
-    def train_batches(epoch: int):
+    def mixed(epoch: int):
         # one generator per (seed, epoch, rank): a resumed run mixes exactly what the original would have
         rng = np.random.default_rng([t.seed, epoch, ctx.rank])
         for i in range(spe):
             yield mix_batch(rng, train, bs, phase_at(cfg, epoch * spe + i)[1], d)
+
+    def train_batches(epoch: int):
+        # mixed data.prefetch batches ahead in a thread: the same batches, while the step computes
+        return prefetch(lambda: mixed(epoch), d.prefetch)
 
     def val_batches():
         # the loop has seeded every RNG with train.val_seed: draw the mixer's seed from it, never reseed.
