@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,14 @@ def verify(cl: Any, runs: list[str], epochs: int, metrics: int) -> dict[str, int
     return {"lost": lost, "duplicated": dup, "wrong": wrong}
 
 
+def server_args(workers: int) -> list[str]:
+    """uvicorn kills a worker that has not answered its health ping within 5 s of starting; on a loaded
+    2-core machine importing MLflow takes longer, and the server restarts its workers forever."""
+    return ["--uvicorn-opts", "--timeout-worker-healthcheck 120"] if workers > 1 else []
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop our servers
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--writers", type=int, default=16)
     p.add_argument("--epochs", type=int, default=50)
@@ -91,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         pg.start()
         for name, backend in (("postgresql", pg.sqlalchemy_uri()), ("sqlite", None)):
-            srv = MlflowServer(work / name, workers=a.server_workers, backend_uri=backend)
+            srv = MlflowServer(work / name, workers=a.server_workers, backend_uri=backend,
+                               extra_args=server_args(a.server_workers))
             try:
                 t0 = time.perf_counter()
                 srv.start(timeout=600)
