@@ -28,6 +28,18 @@ TINY = ["data.n_train=1024", "train.val_batches=2", "model.hidden=64", "model.de
 EPOCHS = 8
 
 
+def patient(start: Any, tries: int = 3) -> Any:
+    """Start a node, again if it fails: Ray gives a raylet a fixed 30 s to register with the GCS, which a
+    2-core machine shared with other jobs (load average 50-90 was seen) does not always allow."""
+    for i in range(tries):
+        try:
+            return start()
+        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for a node that timed out
+            if i == tries - 1 or "timed out during startup" not in str(e):
+                raise
+            print(f"[simcluster] a node timed out during startup (load {os.getloadavg()[0]:.0f}); again", flush=True)
+
+
 def start_cluster(shared: Path) -> tuple[Any, list[Any]]:
     import ray
     from ray.cluster_utils import Cluster
@@ -38,10 +50,10 @@ def start_cluster(shared: Path) -> tuple[Any, list[Any]]:
 
     # the dashboard on loopback and a free port (another Ray on this host may hold 8265); a lost node is
     # declared dead after ~3 missed 1 s health checks instead of Ray's default ~30 s
-    cluster = Cluster(initialize_head=True, head_node_args={
+    cluster = patient(lambda: Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "dashboard_host": "127.0.0.1", "dashboard_port": free_port(),
-        "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}})
-    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}}))
+    workers = [patient(lambda: cluster.add_node(num_cpus=1)) for _ in range(2)]
     cluster.wait_for_nodes()
     env = {**ensure_env_for_workers(), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
            "MLPLATFORM_HOME": os.environ.get("MLPLATFORM_HOME", str(shared / "home"))}
@@ -103,7 +115,7 @@ def logical_gpu_sweep(cluster: Any, shared: Path, uri: str) -> dict[str, Any]:
 
     from mlplatform.tune.sweep import SweepSpec, run_sweep
 
-    gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
+    gpu_node = patient(lambda: cluster.add_node(num_cpus=2, num_gpus=1))
     cluster.wait_for_nodes()
     spec = SweepSpec(family="riscov", n_trials=4, epochs_per_trial=EPOCHS, early_stop_patience=0, scheduler="fifo",
                      overrides=TINY, name="sim-logical-gpu", storage_path=str(shared / "ray_results"),
@@ -122,7 +134,7 @@ def main(out_dir: str) -> int:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     t0 = time.perf_counter()
     cluster, workers = start_cluster(shared)
-    result: dict[str, Any] = {"start_s": time.perf_counter() - t0}
+    result: dict[str, Any] = {"start_s": time.perf_counter() - t0, "head": cluster.head_node.node_id}
     try:
         result["node_loss"] = node_loss_sweep(cluster, workers, shared, uri)
         result["logical_gpu"] = logical_gpu_sweep(cluster, shared, uri)

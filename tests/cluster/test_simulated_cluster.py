@@ -56,7 +56,7 @@ def test_trials_spread_over_nodes_and_each_has_one_terminal_run(sim):
     assert len({r.data.tags["trial_id"] for r in runs}) == 4
     assert all(r.info.status in TERMINAL for r in runs), [r.info.status for r in runs]  # nothing RUNNING
     nodes = {n for r in runs for n in r.data.tags["ray.node_ids"].split(",")}
-    assert nodes == set(loss["workers"])  # both worker nodes ran trials; the CPU-less head none
+    assert set(loss["workers"]) <= nodes and sim["head"] not in nodes  # both workers ran trials; the CPU-less head none
     assert all(r.data.tags["device"] == "cpu" for r in runs)
 
 
@@ -68,8 +68,8 @@ def test_a_lost_node_s_trial_resumes_from_its_checkpoint_on_the_survivor(sim):
     for tid in removed["running_on_victim"]:
         run = runs[tid]
         assert run.info.status == "FINISHED", (tid, run.info.status, run.data.tags.get("stop_reason"))
-        assert run.data.tags["ray.node_ids"].split(",") == [removed["victim"], removed["survivor"]]
-        assert run.data.tags["ray.node_id"] == removed["survivor"]
+        first, then = run.data.tags["ray.node_ids"].split(",")  # started on the lost node, finished elsewhere
+        assert first == removed["victim"] and then == run.data.tags["ray.node_id"] != removed["victim"]
         # resumed from its last checkpoint (epoch >= 2 reached before the loss), not restarted from scratch
         assert int(run.data.tags["resumed_at_epoch"]) >= removed["epochs_at_removal"] - 1
         steps = assert_history_continuous(cl, run)
