@@ -35,7 +35,7 @@ demo: install sysdeps
 test: install sysdeps
 	$(BIN)/python -m pytest -q tests
 
-# Every benchmark in its own process (~30 min on 2 shared cores); JSON in benchmarks/results/latest.json,
+# Every benchmark in its own process (~40 min on 2 shared cores; issue 17 added ~10); JSON in benchmarks/results/latest.json,
 # the table in docs/benchmarks.md.
 bench: install sysdeps
 	$(BIN)/python benchmarks/run_all.py
