@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
-APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm
+APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm postgresql
 
 .PHONY: demo test bench install sysdeps clean-runs mlflow-ui
 
@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	@touch $(STAMP)
 
-# System tools the corpora are made with (speech: espeak-ng; music: fluidsynth + a GM soundfont).
+# System tools the corpora are made with (speech: espeak-ng; music: fluidsynth + a GM soundfont), and
+# PostgreSQL for the tracking load test (Debian keeps initdb in /usr/lib/postgresql/<v>/bin, off PATH).
 sysdeps:
-	@if ! command -v espeak-ng >/dev/null || ! command -v fluidsynth >/dev/null || [ ! -f $(SOUNDFONT) ]; then \
+	@if ! command -v espeak-ng >/dev/null || ! command -v fluidsynth >/dev/null || [ ! -f $(SOUNDFONT) ] \
+	    || ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then \
 	  echo "[make] installing $(APT_PKGS) with apt"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
@@ -33,7 +35,7 @@ demo: install sysdeps
 test: install sysdeps
 	$(BIN)/python -m pytest -q tests
 
-# Every benchmark in its own process (~30 min on 2 shared cores); JSON in benchmarks/results/latest.json,
+# Every benchmark in its own process (~40 min on 2 shared cores; issue 17 added ~10); JSON in benchmarks/results/latest.json,
 # the table in docs/benchmarks.md.
 bench: install sysdeps
 	$(BIN)/python benchmarks/run_all.py

@@ -130,6 +130,7 @@ class TimedReporter:
 
 def timed_train_worker(config: dict[str, Any]) -> None:
     """``train_loop_per_worker`` with timed reports (TorchTrainer)."""
+    import mlplatform.registry  # noqa: F401 - a Ray worker resolves the family by name through it
     from mlplatform.train.executors import RayTrainReporter
     from mlplatform.train.loop import run_training
 
@@ -139,6 +140,7 @@ def timed_train_worker(config: dict[str, Any]) -> None:
 
 def timed_tune_trial(config: dict[str, Any], opts: dict[str, Any]) -> None:
     """A single-worker Tune function trial (``tune_trial``'s path) with timed reports."""
+    import mlplatform.registry  # noqa: F401 - a Ray worker resolves the family by name through it
     from mlplatform.train.executors import TuneReporter
     from mlplatform.train.loop import run_training
 

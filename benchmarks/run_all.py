@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# cheapest first; the sizes keep the whole run near 25-30 minutes on a 2-core machine (docs/benchmarks.md)
+# cheapest first; the sizes keep the whole run near 35-40 minutes on a 2-core machine (docs/benchmarks.md);
+# stream_rss, tracking_load (~3 min) and sweep_growth (312 tiny trials, ~7 min) are issue 17's items
 ORDER = ["batched_pairs", "profile_step", "latent_cache", "stream_rss", "baselines", "step_overhead",
-         "sweep_overhead", "pruning", "gpu"]
+         "sweep_overhead", "tracking_load", "sweep_growth", "pruning", "gpu"]
 
 
 def run_one(name: str, out_dir: Path) -> dict:

@@ -97,9 +97,31 @@ def rows(r: dict[str, Any]) -> Iterator[Row]:
     s = r.get("gpu")
     if s:
         yield ("7 GPU", "full presets on a GPU", "not run (no CUDA)" if s.get("skipped") else "see JSON", "-", "-")
+    yield from cluster_rows(r)
     for name, v in r.items():
         if "failed" in v:
             yield (name, "FAILED", v["failed"], "-", "-")
+
+
+def cluster_rows(r: dict[str, Any]) -> Iterator[Row]:
+    """Issue 17's items: the tracking store under 16 writers, and sweep cost as the trial count grows."""
+    s = r.get("tracking_load")
+    if s and "postgresql" in s:
+        pg, sq = s["postgresql"], s["sqlite"]
+        yield ("8 tracking load", f"{pg['writers']} writers x {pg['epochs']} epochs x {pg['metrics']} metrics: "
+               "points/s PostgreSQL; sqlite; ratio", f"{_f(pg['points_per_s'], 0)}; {_f(sq['points_per_s'], 0)}; "
+               f"{_f(s['ratio_postgresql_to_sqlite'])}", "-", "-")
+        yield ("8 tracking load", "points lost / duplicated / wrong (both stores)",
+               " / ".join(str(pg[k] + sq[k]) for k in ("lost", "duplicated", "wrong")), "0", _yes(s["exactly_once"]))
+    s = r.get("sweep_growth")
+    if s and "sizes" in s:
+        ns = list(s["sizes"])
+        per = "; ".join(_f(s["sizes"][n]["overhead_per_slot_s_per_trial"], 1) for n in ns)
+        rss = "; ".join(_f(s["sizes"][n]["driver_rss_mb"], 0) for n in ns)
+        yield ("9 growth", f"per-trial overhead (s, per slot) at n={'/'.join(ns)}; {ns[-1]} / {ns[0]}",
+               f"{per}; {_f(s['overhead_growth'])}x", "<= 1.2x", _yes(s["goal_met"]))
+        yield ("9 growth", f"driver RSS (MB) at n={'/'.join(ns)}", rss, "-", "-")
+        yield ("9 growth", f"sweep report at {s['report_trials']} trials (s)", _f(s["report_s_at_largest"], 1), "-", "-")
 
 
 def main(argv: list[str] | None = None) -> int:

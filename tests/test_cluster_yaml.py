@@ -27,3 +27,12 @@ def test_nothing_binds_a_public_address():
     assert "0.0.0.0" not in text
     assert "--dashboard-host=127.0.0.1" in text and "--host 127.0.0.1" in text
     assert "RAY_AUTH_MODE=token" in text
+
+
+def test_head_runs_mlflow_on_postgresql_with_no_password():
+    cfg = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    head = " ".join(cfg["head_setup_commands"])
+    assert "apt-get install -y -qq postgresql" in head and "systemctl enable --now postgresql" in head
+    assert '--backend-store-uri "postgresql+psycopg://ubuntu@/mlflow?host=/var/run/postgresql"' in head
+    assert "sqlite" not in head  # the embedded default stays sqlite; the cluster's server does not
+    assert "--artifacts-destination" in head  # artifacts on shared storage, not in the database

@@ -40,10 +40,13 @@ def stop_group(proc: subprocess.Popen, grace: float = 30.0) -> None:
 
 
 class MlflowServer:
-    """``mlflow server`` on 127.0.0.1:<port> over a sqlite store, artifacts proxied through the server."""
+    """``mlflow server`` on 127.0.0.1:<port> over a sqlite store in ``store_dir`` (or ``backend_uri``, e.g.
+    PostgreSQL), artifacts proxied through the server into ``store_dir``."""
 
     def __init__(self, store_dir: str | Path, port: int | None = None, workers: int = 1,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None):
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 backend_uri: str | None = None):
+        self.backend_uri = backend_uri
         self.extra_args = list(extra_args or [])
         self.env = env
         self.dir = Path(store_dir)
@@ -59,7 +62,7 @@ class MlflowServer:
 
     def start(self, timeout: float = 180.0) -> "MlflowServer":
         exe = Path(sys.executable).parent / "mlflow"
-        cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}",
+        cmd = [str(exe), "server", "--backend-store-uri", self.backend_uri or f"sqlite:///{self.dir / 'mlflow.db'}",
                "--artifacts-destination", str(self.dir / "artifacts"), "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(self.workers), *self.extra_args]
         env = {**os.environ, **self.env} if self.env else None

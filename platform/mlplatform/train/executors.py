@@ -158,7 +158,8 @@ def ensure_env_for_workers() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k in ("MLFLOW_TRACKING_URI", "MLPLATFORM_HOME", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
                     "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                    "MLPLATFORM_MLFLOW_RETRY_S", "MLPLATFORM_MIN_FREE_MB")}
+                    "MLPLATFORM_MLFLOW_RETRY_S", "MLPLATFORM_MIN_FREE_MB", "MLPLATFORM_SYSTEM_METRICS",
+                    "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING")}
     # Ray Train v2's controller polls its workers at this interval, and each report waits for the next
     # poll: at the default interval a short epoch paid about 2 s per report
     env.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"))

@@ -192,6 +192,9 @@ def flag_below_floor(run: RunContext, state: RunState, metrics: dict[str, Any]) 
 def finish_run(run: RunContext, state: RunState, outcome: Outcome) -> None:
     """End the MLflow run with the outcome's status and its ``stop_reason`` text."""
     if run.logger is not None:
+        from mlplatform.tracking import system_metrics
+
+        system_metrics.stop(run.logger.run_id)  # its last samples land before the run ends
         run.logger.set_tags({"stop_reason": outcome.render(), "best_epoch": state.best_epoch + 1,
                              f"best/{run.sel_metric}": state.best})
         run.logger.end(outcome.status)

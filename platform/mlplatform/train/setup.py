@@ -116,20 +116,48 @@ def restore(opts: RunOptions, latest: str | None, fam: Family, model: torch.nn.M
 EPOCH_MARKER = "sys/epoch_time_s"
 
 
+def where_tags(logger: Any, device: torch.device, start_epoch: int) -> dict[str, str]:
+    """Where this (re)start of the run executes: the torch device it chose, and under Ray the node and the
+    GPU ids Ray assigned (logical on a simulated cluster). ``ray.node_ids`` accumulates every node the run
+    has run on, so a trial retried on another node after a node loss shows both."""
+    tags = {"device": str(device)}
+    if start_epoch > 0:
+        tags["resumed_at_epoch"] = str(start_epoch)
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return tags
+        node = ray.get_runtime_context().get_node_id()
+        gpu_ids = ray.get_gpu_ids()
+    except Exception:  # noqa: BLE001 - no Ray context (a plain process): nothing more to say
+        return tags
+    try:
+        before = logger.cl.get_run(logger.run_id).data.tags.get("ray.node_ids", "")
+    except Exception:  # noqa: BLE001 - the store is down: the logger buffers; the history starts here
+        before = ""
+    tags.update({"ray.node_id": node, "ray.node_ids": ",".join([*filter(None, before.split(",")), node]),
+                 "ray.gpu_ids": ",".join(str(g) for g in gpu_ids)})
+    return tags
+
+
 def open_logger(opts: RunOptions, fam: Family, cfg: Config, rank: int, world: int, selection: tuple[str, str],
-                val_record: dict[str, Any], first_epoch: bool) -> Any:
-    """Rank 0's MLflow ``RunLogger`` with the run's params and tags, or None."""
+                val_record: dict[str, Any], device: torch.device, start_epoch: int) -> Any:
+    """Rank 0's MLflow ``RunLogger`` with the run's params and tags (and MLflow's system-metrics monitor
+    on the run), or None."""
+    from mlplatform.tracking import system_metrics
     from mlplatform.tracking.mlflow_utils import RunLogger
 
     if rank != 0 or not opts.mlflow_run_id:
         return None
     logger = RunLogger(opts.mlflow_run_id, opts.tracking_uri, epoch_marker=EPOCH_MARKER)
+    system_metrics.start(logger.run_id, logger.uri, resume=start_epoch > 0)
     logger.log_params(flatten(cfg))
     logger.set_tags({"family": fam.name, "selection_metric": selection[0], "selection_mode": selection[1],
-                     "executor": opts.executor, "world_size": world})
+                     "executor": opts.executor, "world_size": world, **where_tags(logger, device, start_epoch)})
     # in a sweep the driver attaches the frozen set once to the parent run; trials tag its hash
     log_frozen(logger, val_record, cfg.train.frozen_val_artifact_mb, with_file=not opts.val_set_logged)
-    if first_epoch:
+    if start_epoch == 0:
         import yaml
         logger.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/resolved_config.yaml")
     return logger
@@ -159,7 +187,7 @@ def setup_run(opts: RunOptions, rank: int, world: int, local_rank: int,
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    logger = open_logger(opts, fam, cfg, rank, world, (sel_metric, sel_mode), val_record, state.epoch == 0)
+    logger = open_logger(opts, fam, cfg, rank, world, (sel_metric, sel_mode), val_record, device, state.epoch)
     work_dir = Path(opts.work_dir or tempfile.mkdtemp(prefix=f"mlp-{fam.name}-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     use_amp, amp_dtype = _amp(cfg, device)
