@@ -112,5 +112,8 @@ def full() -> CreativeConfig:
     """The published sizes: 24 s clips, 16 s windows, 3 pairs, pooling to 50 frames, 512-wide selector."""
     c = CreativeConfig()
     c.train.epochs, c.train.batch_size, c.train.val_batches = 50, 8, 8
+    # the reconstruction term decodes a 2 s crop of each 16 s window (same crop both sides): the frozen
+    # decoder over whole windows (3 pairs x 2 sides x 16 s per item) dominated a step (docs/benchmarks.md)
+    c.loss.recon_crop_s = 2.0
     c.optim.lr = 1e-4
     return c
