@@ -250,8 +250,18 @@ def validate(cfg: Config) -> Config:
             _check_bounds(key, coerced, f.metadata)
             setattr(obj, f.name, coerced)
     walk(cfg, "")
+    _check_schedule(cfg)
     cfg.check()
     return cfg
+
+
+def _check_schedule(cfg: Config) -> None:
+    """A per-step schedule needs the run's step count up front (a full pass has no fixed length)."""
+    optim, train = getattr(cfg, "optim", None), getattr(cfg, "train", None)
+    if isinstance(optim, OptimSection) and isinstance(train, TrainSection) and optim.schedule_unit == "step" \
+            and train.steps_per_epoch == 0:
+        raise ConfigError("optim.schedule_unit=step needs train.steps_per_epoch > 0 (the schedule's length is "
+                          "epochs x steps_per_epoch)")
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
@@ -327,6 +337,9 @@ class TrainSection:
     alarm_metric_tol: float = F(0.01, ge=0.0, help="relative worsening of the selection metric (or a margin) "
                                                    "over the window that counts as 'worse'")
     alarm_min_reliance: float = F(0.0, help="a probe's val/reliance_<name> at or below this is a collapse signal")
+    alarm_min_clip_spread: float = F(1e-3, ge=0.0, help="alarm:selector_collapse when val/clip_spread (how much a "
+                                                        "model's input-driven choices differ between items) stays "
+                                                        "at or below this; 0 = off")
     inject_nan_at_step: int = F(-1, ge=-1, help="fault injection for tests/drills: make the loss NaN at this "
                                                 "optimizer step; -1 = never")
     inject_crash_at_step: int = F(-1, ge=-1, help="fault drill: the worker process dies at this optimizer step, "
@@ -344,5 +357,10 @@ class OptimSection:
     name: Literal["adamw", "adam", "sgd"] = F("adamw")
     lr: float = F(1e-3, gt=0.0, le=1.0)
     weight_decay: float = F(0.0, ge=0.0)
-    scheduler: Literal["none", "cosine"] = F("cosine", help="per-epoch LR schedule")
+    scheduler: Literal["none", "cosine"] = F("cosine", help="LR schedule (stepped per optim.schedule_unit)")
     min_lr_ratio: float = F(0.05, ge=0.0, le=1.0, help="cosine floor as a fraction of lr")
+    schedule_unit: Literal["epoch", "step"] = F("epoch", help="cosine (and warmup) advance per epoch, or per "
+                                                              "optimizer step (needs train.steps_per_epoch > 0)")
+    warmup: int = F(0, ge=0, help="linear LR warmup length, in optim.schedule_unit units; 0 = none")
+    beta1: float = F(0.9, ge=0.0, lt=1.0, help="Adam/AdamW first-moment decay")
+    beta2: float = F(0.999, ge=0.0, lt=1.0, help="Adam/AdamW second-moment decay")

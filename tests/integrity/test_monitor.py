@@ -64,3 +64,15 @@ def test_alarms_off_keeps_guards_only():
     mon, st = monitor("tse", ["train.alarms=false", "train.guard_patience=1", "train.alarm_warmup_epochs=0"])
     rows = [{"val/rms_ratio": 0.01, "val/ta_energy": 5.0 - i, "val/si_sdr_tp": 3.0 - i} for i in range(4)]
     assert feed(mon, st, rows, digest="x", optimised=("ta_energy",)) == ["guard:rms_ratio"]
+
+
+def test_selector_collapse_fires_when_the_across_item_spread_stays_low_after_warmup():
+    mon, st = monitor("creative", ["train.guard_patience=2", "train.alarm_warmup_epochs=1",
+                                   "train.alarm_min_clip_spread=0.001"])
+    rows = [{"val/selection_loss": 1.0, "val/clip_spread": v} for v in (0.0, 0.0005, 0.002, 0.0001)]
+    assert feed(mon, st, rows, optimised=("agent",)) == []  # warmup, 1 low, reset, 1 low
+    ev = mon.update(st, {"val/selection_loss": 1.0, "val/clip_spread": 0.0}, 4, "d0", ["agent"])
+    assert [e.name for e in ev] == ["alarm:selector_collapse"] and "val/clip_spread=0" in ev[0].message
+    mon, st = monitor("creative", ["train.guard_patience=1", "train.alarm_warmup_epochs=0",
+                                   "train.alarm_min_clip_spread=0"])  # 0 = off
+    assert feed(mon, st, [{"val/selection_loss": 1.0, "val/clip_spread": 0.0}] * 3, optimised=("agent",)) == []

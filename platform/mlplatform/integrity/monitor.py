@@ -11,6 +11,9 @@ docs/families/ tell each family's case). The monitor flags a run (and, with
   worse (by more than ``train.alarm_metric_tol`` relative) — the loss is being won, not the task;
 - **alarm/reliance_<probe>**: a reliance probe shows the network (or a mechanism) contributes nothing
   (``val/reliance_<probe>`` <= ``train.alarm_min_reliance``) for ``train.guard_patience`` validations;
+- **alarm/selector_collapse**: a family that logs ``val/clip_spread`` (the across-item spread of choices the
+  model makes from its input, e.g. creative's window starts and ratios) keeps it at or below
+  ``train.alarm_min_clip_spread`` for ``train.guard_patience`` validations: the choices ignore the input;
 - **alarm/val_set_changed**: the validation batches' hash changed between calls (trials and epochs
   would be compared on different items, as with a set redrawn at every call).
 
@@ -90,6 +93,11 @@ class Monitor:
                 count(f"reliance_{p.name}", v <= t.alarm_min_reliance, t.guard_patience,
                       f"{key}={v:.4g} <= {t.alarm_min_reliance} for {t.guard_patience} validations: "
                       f"{p.meaning or 'the probed mechanism contributes nothing'}")
+        spread = metrics.get("val/clip_spread")
+        if isinstance(spread, (int, float)) and t.alarm_min_clip_spread > 0:
+            count("selector_collapse", spread <= t.alarm_min_clip_spread, t.guard_patience,
+                  f"val/clip_spread={spread:.4g} <= {t.alarm_min_clip_spread} for {t.guard_patience} validations: "
+                  "the model makes (nearly) the same choices for every item, whatever its input")
         return fired
 
     def _divergence(self, state: dict[str, Any], metrics: dict[str, Any], optimised: list[str], count: Any) -> None:

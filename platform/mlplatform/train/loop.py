@@ -118,13 +118,15 @@ def train_epoch(run: RunContext, state: RunState, epoch: int, sched: dict[str, f
         vals = terms.check(state.step)
         grad_norm_sum += _optimizer_step(run, terms.total)
         state.step += 1
+        if run.scheduler is not None and cfg.optim.schedule_unit == "step":
+            run.scheduler.step()
         for k, v in vals.items():
             sums[k] += v
         n += 1
     batches.close()  # a prefetching loader stops its thread now
     if n == 0:
         raise RuntimeError(f"epoch {epoch + 1}: the training split yielded no batch (empty dataset?)")
-    if run.scheduler is not None:
+    if run.scheduler is not None and cfg.optim.schedule_unit == "epoch":
         run.scheduler.step()
     metrics: dict[str, Any] = {f"train/{k}": v / n for k, v in sums.items()}
     metrics.update({f"train/{k}": float(v) for k, v in sched.items()})

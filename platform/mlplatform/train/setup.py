@@ -5,6 +5,7 @@ and a resumed run restores every RNG state after them (``checkpoint.py``).
 """
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +28,34 @@ def build_optimizer(cfg: Any, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     params = [p for p in model.parameters() if p.requires_grad]
     if o.name == "adamw":
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
     return torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
 
 
+def lr_factor(cfg: Any, t: int) -> float:
+    """The LR multiplier after ``t`` schedule units (epochs or optimizer steps, ``optim.schedule_unit``):
+    linear warmup over ``optim.warmup`` units, then cosine from 1 down to ``optim.min_lr_ratio`` at the end."""
+    o = cfg.optim
+    total = cfg.train.epochs * (cfg.train.steps_per_epoch if o.schedule_unit == "step" else 1)
+    if t < o.warmup:
+        return (t + 1) / (o.warmup + 1)
+    if o.scheduler == "none":
+        return 1.0
+    progress = min(1.0, (t - o.warmup) / max(1, total - o.warmup))
+    return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer) -> Any:
-    if cfg.optim.scheduler == "cosine":
+    o = cfg.optim
+    if o.schedule_unit == "step" or o.warmup > 0:
+        if o.scheduler == "none" and o.warmup == 0:
+            return None
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_factor(cfg, t))
+    if o.scheduler == "cosine":  # per epoch, no warmup: the schedule every run before these options had
         return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, cfg.train.epochs), eta_min=cfg.optim.lr * cfg.optim.min_lr_ratio)
+            optimizer, T_max=max(1, cfg.train.epochs), eta_min=o.lr * o.min_lr_ratio)
     return None
 
 

@@ -100,3 +100,17 @@ def test_floors_score_the_random_codec_and_the_band_limited_copy():
     assert float(out["bandlimited"]["si_snr"].mean()) > 10  # 220 Hz tone + white noise: the tone survives
     assert float(out["random_codec"]["si_snr"].mean()) < 0
     assert build_from_arch(net.arch).arch == net.arch
+
+
+def test_an_unweighted_stft_term_is_skipped_in_training_and_still_scored_at_validation():
+    from mlplatform.families.codec.family import compute_loss
+    from mlplatform.protocol import StepContext
+
+    cfg = PRESETS["debug"]().override(["loss.stft_weight=0"])
+    net = build_model(cfg)
+    batch = {"wav": _wave(n=4800)}
+    train = compute_loss(net, batch, StepContext(cfg, 0, 0, True, {}, torch.device("cpu"), {}))
+    val = compute_loss(net, batch, StepContext(cfg, 0, 0, False, {}, torch.device("cpu"), {}))
+    assert "stft" not in train.weights() and set(train.weights()) == {"l1", "neg_si_snr"}
+    assert val.weights()["stft"] == 0 and float(val.terms["stft"].value) > 0
+    assert PRESETS["cpu"]().optim.schedule_unit == "step" and PRESETS["cpu"]().optim.warmup > 0

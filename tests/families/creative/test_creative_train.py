@@ -21,7 +21,9 @@ def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative
     assert last["train/ratio_diversity"] < 0
     assert all(e.get("guard/ratio_spread", 0) == 0 for e in h)
     # across-clip spread logged next to the across-pair spread; the input-reliance probes moved the windows
-    assert "val/clip_spread" in last and last["val/clip_spread"] >= 0
+    assert "val/clip_spread" in last and last["val/clip_spread"] > creative_cfg.train.alarm_min_clip_spread
+    assert all(e.get("alarm/selector_collapse", 0) == 0 for e in h)  # the trained selector reads its input
+    assert "alarm.selector_collapse" not in cl.get_run(run_id).data.tags
     assert any(k.startswith("val/probe_silent_input") for k in last), sorted(last)
     # per pair and epoch: starts (frames and seconds), ratios, tonality
     for i in range(creative_cfg.model.num_pairs):
@@ -43,7 +45,7 @@ def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative
 def test_collapsed_ratios_fire_the_guard_and_stop_the_trial(creative_cfg, creative_data):
     cfg = creative_cfg.override({"loss.diversity_weight": 0.0, "optim.lr": 1e-7, "train.epochs": 5,
                                  "train.guard_patience": 2, "train.guard_action": "stop"})
-    assert [g.name for g in guards(cfg)] == ["ratio_spread", "clip_spread"]
+    assert [g.name for g in guards(cfg)] == ["ratio_spread"]
     res, rep = run_local({"family": "creative", "cfg": cfg.to_dict(), "verbose": False})
     assert res["stop_reason"].startswith("guard:ratio_spread")
     assert res["epochs"] == cfg.loss.guard_warmup_epochs + 2 < cfg.train.epochs
@@ -64,3 +66,17 @@ def test_window_selection_plot_is_a_png_artifact(tmp_path, mlflow_uri):
     assert log_plot({}, path) is False  # no logger: kept locally
     assert log_plot({"logger": mu.RunLogger(run_id, mlflow_uri)}, path) is True
     assert [a.path for a in cl.list_artifacts(run_id, "plots")] == ["plots/w.png"]
+
+
+def test_an_input_ignoring_selector_fires_the_selector_collapse_alarm_and_stops_the_trial(creative_cfg,
+                                                                                          creative_data):
+    # the selector's last layer starts at zero weights (its bias spreads the starts): with lr ~ 0 it stays
+    # a constant, the same windows and ratios for every clip; the ratio guard is switched off (lo=0)
+    cfg = creative_cfg.override({"optim.lr": 1e-9, "loss.ratio_spread_min": 0.0, "train.epochs": 5,
+                                 "train.guard_patience": 2, "train.alarm_warmup_epochs": 1,
+                                 "train.guard_action": "stop"})
+    res, rep = run_local({"family": "creative", "cfg": cfg.to_dict(), "verbose": False})
+    assert res["stop_reason"].startswith("alarm:selector_collapse"), res["stop_reason"]
+    h = rep.history
+    assert len(h) == 3 < cfg.train.epochs  # epoch 1 is warm-up, epochs 2 and 3 count
+    assert h[-1]["val/clip_spread"] <= cfg.train.alarm_min_clip_spread and h[-1]["alarm/selector_collapse"] == 2
