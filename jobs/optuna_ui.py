@@ -23,10 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optuna-storage", default="", help="database URL of the studies (default: as the sweeps)")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default %(default)s)")
     args = p.parse_args(argv)
-    from mlplatform.tracking.mlflow_utils import resolve_tracking_uri
-    from mlplatform.tune.study import resolve_storage
+    from mlplatform.paths import repo_root
+    from mlplatform.tune.study_store import resolve_storage
 
-    url = resolve_storage(resolve_tracking_uri(), args.optuna_storage)
+    # the tracking store as mlflow_utils.resolve_tracking_uri finds it (not imported: it loads MLflow)
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlruns.db'}"
+    url = resolve_storage(tracking, args.optuna_storage)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         raise UsageError(f"no Optuna store at {url} yet: run a sweep first (python jobs/hpo.py), or pass "
                          "--optuna-storage")

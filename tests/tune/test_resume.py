@@ -1,5 +1,6 @@
 """The hpo driver killed mid-sweep (SIGKILL, with its embedded Ray): `--resume` finishes exactly n_trials,
-does not re-run completed trials, and MLflow holds exactly one child run per trial."""
+does not re-run completed trials, MLflow holds exactly one child run per trial, and the stored Optuna study
+was continued: one trial per sweep trial, each ended as its MLflow run says."""
 import json
 import os
 import signal
@@ -8,16 +9,18 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[2]
 N, EPOCHS = 4, 6
 
 
-def test_killed_driver_resumes_without_duplicates(home, tmp_path):
+def test_killed_driver_resumes_without_duplicates(home, tmp_path, check_study):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLPLATFORM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
+    env.pop("MLPLATFORM_OPTUNA_STORAGE", None)
     args = ["--n_trials", str(N), "--epochs_per_trial", str(EPOCHS), "--preset", "debug", "--name", "t-resume",
             "--storage-path", str(tmp_path / "ray"), "--max-concurrent", "1", "--early_stop_patience", "0",
             "--set", "data.n_train=512", "--set", "train.val_batches=2"]
@@ -51,3 +54,9 @@ def test_killed_driver_resumes_without_duplicates(home, tmp_path):
         assert len(steps) == len(set(steps)), (c.data.tags["trial_id"], steps)
     parents = cl.search_runs([exp.experiment_id], filter_string="tags.kind = 'sweep'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # the study beside the MLflow store, continued: superseded trials (asked after Tune's last snapshot) aside,
+    # exactly one finished Optuna trial per sweep trial, matching its run (states, values, per-epoch values)
+    trials = check_study(f"sqlite:///{tmp_path / 'optuna.db'}", "t-resume", uri, summary["parent_run_id"])
+    assert len(trials) == N and len({t.user_attrs["tune_trial_id"] for t in trials}) == N
+    assert all(t.state.is_finished() for t in optuna.load_study(study_name="t-resume",
+                                                                  storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials)

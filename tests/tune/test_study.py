@@ -4,20 +4,13 @@ import math
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from ray import tune
 
 import hpo  # jobs/hpo.py
 from mlplatform.config import ConfigError
-from mlplatform.tune.outcomes import outcome
-from mlplatform.tune.study import StudySearch, check_new_study, decide, resolve_storage
-
-# how each sweep outcome (tune/outcomes.py) reaches the study
-STATE = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "early_stop": TrialState.PRUNED,
-         "guard": TrialState.PRUNED, "alarm": TrialState.PRUNED, "loss_guard": TrialState.FAIL,
-         "failed": TrialState.FAIL}
-
+from mlplatform.tune.study import StudySearch, decide
+from mlplatform.tune.study_store import check_new_study, resolve_storage
 
 def test_decide_follows_the_trials_ending():
     m = "val/x"
@@ -66,31 +59,7 @@ def test_restore_reloads_the_study_and_retires_trials_the_snapshot_missed(tmp_pa
     assert [t.user_attrs["tune_trial_id"] for t in trials] == ["t1", "t2", "t3"]
 
 
-def check_study(url: str, name: str, mlflow_uri: str, parent: str) -> list:
-    """Every trial of the study matches its MLflow child run: state, value, intermediate values, run id."""
-    trials = optuna.load_study(study_name=name, storage=url).trials
-    cl = MlflowClient(mlflow_uri)
-    exp = cl.get_run(parent).info.experiment_id
-    runs = {r.info.run_id: r for r in cl.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")}
-    assert len({t.user_attrs["mlflow_run_id"] for t in trials}) == len(trials) == len(runs)
-    for t in trials:
-        run = runs[t.user_attrs["mlflow_run_id"]]
-        assert run.data.tags["trial_id"] == t.user_attrs["tune_trial_id"]
-        kind = outcome(run.data.tags.get("stop_reason"), run.info.status)
-        assert t.state == STATE[kind], (t.number, kind, t.state)
-        assert t.user_attrs["stop_reason"] == run.data.tags["stop_reason"]
-        hist = {m.step: m.value for m in cl.get_metric_history(run.info.run_id, "val/nmse_blend")}
-        if t.state == TrialState.FAIL:
-            continue
-        assert t.intermediate_values == pytest.approx(hist)  # per epoch, as MLflow has them
-        if t.state == TrialState.PRUNED:
-            assert t.value == pytest.approx(hist[max(hist)])
-        else:
-            assert t.value == pytest.approx(min(hist.values()))  # the selected checkpoint's value
-    return trials
-
-
-def test_a_sweep_stores_its_study_as_it_ended(ray_session, mlflow_uri, tmp_path, monkeypatch):
+def test_a_sweep_stores_its_study_as_it_ended(ray_session, mlflow_uri, tmp_path, monkeypatch, check_study):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     monkeypatch.delenv("MLPLATFORM_OPTUNA_STORAGE", raising=False)
     out = tmp_path / "s.json"

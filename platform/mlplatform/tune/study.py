@@ -11,60 +11,24 @@ last reported value, so a trial ASHA stopped after 2 epochs counts for TPE as a 
 
 A PRUNED trial keeps its per-epoch intermediate values (Optuna records the last as its value), and every
 ended trial carries ``stop_reason`` and its MLflow run id as user attributes. The study lives in a
-database (:func:`resolve_storage`), so ``optuna-dashboard`` can show it live and ``Tuner.restore``
+database (:func:`~mlplatform.tune.study_store.resolve_storage`), so ``optuna-dashboard`` can show it live and ``Tuner.restore``
 continues it (docs/sweeps.md, "The Optuna study").
 """
 from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from mlplatform.config import ConfigError
 from mlplatform.train.outcome import Outcome, parse_reason
+from mlplatform.tune.study_store import resolve_storage, storage
 
-ENV = "MLPLATFORM_OPTUNA_STORAGE"
-DB_NAME = "optuna.db"
 log = logging.getLogger(__name__)
-
-
-def resolve_storage(tracking_uri: str, explicit: str = "") -> str:
-    """The study database: ``--optuna-storage`` > ``$MLPLATFORM_OPTUNA_STORAGE`` > ``optuna.db`` beside a
-    sqlite tracking store > ``<repo>/optuna.db`` (a tracking server: pass a database URL on clusters)."""
-    url = explicit or os.environ.get(ENV, "")
-    if url:
-        return url
-    if tracking_uri.startswith("sqlite:///") and ":memory:" not in tracking_uri:
-        return f"sqlite:///{Path(tracking_uri[len('sqlite:///'):]).resolve().parent / DB_NAME}"
-    from mlplatform.paths import repo_root
-
-    return f"sqlite:///{repo_root() / DB_NAME}"
-
-
-def storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage for ``url`` (tables created on first use); a bad URL is a one-line error."""
-    try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=None)
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy raises many kinds; the user needs one line
-        raise ConfigError(f"Optuna storage {url!r} cannot be opened ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200] if str(e) else ''}); check --optuna-storage / ${ENV}") from e
-
-
-def check_new_study(url: str, name: str) -> None:
-    """A new sweep must not append its trials to an older study of the same name."""
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        return  # nothing stored yet: don't create the file before the sweep starts
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage(url), include_best_trial=False)}
-    if name in names:
-        raise ConfigError(f"the Optuna store {url} already has a study named {name!r}; continue it with "
-                          f"--resume {name} or give the new sweep another --name")
 
 
 def decide(result: dict[str, Any] | None, error: bool, metric: str | list[str]) -> tuple[TrialState, Any, Outcome]:

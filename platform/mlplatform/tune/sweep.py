@@ -21,7 +21,8 @@ from mlplatform.registry import build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.train.outcome import Outcome
 from mlplatform.tune.search_space import SearchSpace, default_path, load_search_space
-from mlplatform.tune.study import RunLink, build_searcher, check_new_study, resolve_storage
+from mlplatform.tune.study import RunLink, build_searcher
+from mlplatform.tune.study_store import check_new_study, resolve_storage
 
 STATE_FILE = "mlplatform_sweep.json"
 
