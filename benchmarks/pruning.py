@@ -19,7 +19,9 @@ fix / stock (< 1 = the fix found better configurations for the same compute).
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import benchlib as B
@@ -37,8 +39,13 @@ def one(work: Any, uri: str, seed: int, n: int, epochs: int, pruned: bool, name:
     name = name or f"{'tpe-asha' if pruned else 'random-fifo'}-s{seed}"
     if not pruned:
         kw.update(search="random", scheduler="fifo", early_stop_patience=0)
-    s = run_sweep(SweepSpec(family="riscov", n_trials=n, epochs_per_trial=epochs, seed=seed, name=name,
-                            storage_path=str(work / "ray"), tracking_uri=uri, **kw))
+    done = work / "ray" / f"{name}.summary.json"
+    if done.exists():  # --work of an earlier (or parallel) run: read the finished sweep, don't redo it
+        s = json.loads(done.read_text())
+    else:
+        s = run_sweep(SweepSpec(family="riscov", n_trials=n, epochs_per_trial=epochs, seed=seed, name=name,
+                                storage_path=str(work / "ray"), tracking_uri=uri, **kw))
+        done.write_text(json.dumps({k: s[k] for k in ("n_errors", "wall_s")}))
     dfs = [df for df in ExperimentAnalysis(str(work / "ray" / name)).trial_dataframes.values() if len(df)]
     best = min(float(df[METRIC].min()) for df in dfs)
     return {"best_nmse_blend": best, "epochs": int(sum(len(df) for df in dfs)), "trials": len(dfs),
@@ -86,9 +93,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="epochs_per_trial (default %(default)s; hpo.py uses 20, shortened to fit make bench)")
     p.add_argument("--startup", type=int, default=4, help="told: TPE's random start-up trials (default %(default)s)")
     p.add_argument("--set", action="append", default=[], help="told: a config override, e.g. data.n_train=2048")
+    p.add_argument("--work", default="", help="scratch folder; sweeps already finished there are read, not rerun "
+                   "(seeds can run in parallel processes, then one run with all seeds gathers them)")
     a = p.parse_args(argv)
     B.start_ray()
-    work = B.scratch("prune")
+    work = Path(a.work) if a.work else B.scratch("prune")
     uri = f"sqlite:///{work / 'mlruns.db'}"
     if a.compare == "told":
         t0 = time.time()
