@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm postgresql
 
-.PHONY: demo test bench install sysdeps clean-runs mlflow-ui
+.PHONY: demo test bench install sysdeps clean-runs mlflow-ui optuna-ui
 
 install: $(STAMP)
 
@@ -43,5 +43,11 @@ bench: install sysdeps
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
+# The sweeps' Optuna studies (optuna.db beside the MLflow store, or $$MLPLATFORM_OPTUNA_STORAGE) in
+# optuna-dashboard, on 127.0.0.1 only (docs/sweeps.md).
+OPTUNA_PORT ?= 8080
+optuna-ui: install
+	$(BIN)/python jobs/optuna_ui.py --port $(OPTUNA_PORT)
+
 clean-runs:
-	rm -rf mlruns.db mlartifacts ray_results runs
+	rm -rf mlruns.db optuna.db mlartifacts ray_results runs

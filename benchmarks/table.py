@@ -49,6 +49,10 @@ def rows(r: dict[str, Any]) -> Iterator[Row]:
     if s and "seeds" in s:
         yield ("3 pruning", f"TPE+ASHA / random-FIFO: best nmse; epochs ({len(s['seeds'])} seeds)",
                f"{_f(s['mean_best_ratio'], 3)}; {_f(s['epochs_ratio'])}", "<= 1; <= 0.5", _yes(s["goal_met"]))
+    s = r.get("pruning_told")
+    if s and "seeds" in s:
+        yield ("3b pruning told", f"pruned-as-PRUNED / Ray's stock telling: best at equal epochs ({len(s['seeds'])} seeds)",
+               f"{_f(s['mean_ratio_at_budget'], 4)} ± {_f(s['sd_ratio_at_budget'], 4)}", "-", "-")
     s = r.get("latent_cache")
     if s and "training" in s:
         t, p = s["training"], s["parquet"]

@@ -41,6 +41,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="continue a sweep (default: the latest of this family) with Tuner.restore")
     p.add_argument("--storage-path", default="", help="Ray results folder (default <repo>/ray_results; shared on clusters)")
     p.add_argument("--seed", type=int, default=0, help="OptunaSearch seed (default %(default)s)")
+    p.add_argument("--optuna-storage", default="",
+                   help="database URL of the sweep's Optuna study (default: $MLPLATFORM_OPTUNA_STORAGE, else "
+                        "optuna.db beside a sqlite MLflow store; docs/sweeps.md)")
     p.add_argument("--grace-period", type=int, default=2, help="ASHA grace period in epochs (default %(default)s)")
     p.add_argument("--objectives", default="", metavar="METRIC:MODE,METRIC:MODE",
                    help="a Pareto sweep over these metrics (multi-objective TPE, no ASHA), or 'pair' for the "
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=args.max_concurrent, workers_per_trial=args.workers_per_trial,
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, experiment=args.experiment,
         name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_arg,
-        seed=args.seed, grace_period=args.grace_period, objectives=args.objectives)
+        seed=args.seed, grace_period=args.grace_period, objectives=args.objectives,
+        optuna_storage=args.optuna_storage)
     resume = args.resume is not None
     checked = None
     if resume:
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"then visit   {mu.run_url(uri, summary['experiment_id'], summary['best_run_id'])}")
     else:
         print("no trial produced the selection metric; see the errors above")
+    print(f"Optuna study {summary['optuna_study']} in {summary['optuna_storage']}   (make optuna-ui)")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2, default=str))
     return 0 if "best_value" in summary else 1

@@ -2,7 +2,8 @@
 does not re-run completed trials, and MLflow holds exactly one child run per trial. The kill lands while
 trial 2 has logged its first epoch and not yet reported its checkpoint (a fault drill holds it there): the
 resumed trial re-runs that epoch and must not log it twice. Every trial's MLflow history equals the one
-the same trial has in an uninterrupted sweep, step for step (issue 16)."""
+the same trial has in an uninterrupted sweep, step for step (issue 16), and the stored Optuna study was
+continued: one trial per sweep trial, each ended as its MLflow run says (issue 18)."""
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
@@ -32,12 +34,13 @@ def wait_for(p: subprocess.Popen, log: Path, ready, what: str, timeout: float = 
     assert ready(), f"{what} did not happen: " + log.read_text()[-3000:]
 
 
-def test_killed_driver_resumes_without_duplicates(home, tmp_path):
+def test_killed_driver_resumes_without_duplicates(home, tmp_path, check_study):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     # a Tune snapshot every second: the kill below lands after one that holds trial 2 as running
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLPLATFORM_HOME": str(home), "PYTHONUNBUFFERED": "1",
            "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     env.pop("RAY_ADDRESS", None)
+    env.pop("MLPLATFORM_OPTUNA_STORAGE", None)
     marker = tmp_path / "pause"
     marker.write_text("")  # disarmed: the pause drill fires only where its marker is absent
     # grace period = epochs: ASHA stops nothing, so both sweeps run the same epochs of every trial
@@ -74,6 +77,12 @@ def test_killed_driver_resumes_without_duplicates(home, tmp_path):
     assert not cl.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)  # no trial replaced
     parents = cl.search_runs([exp.experiment_id], filter_string="tags.kind = 'sweep'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # the study beside the MLflow store, continued: superseded trials (asked after Tune's last snapshot) aside,
+    # exactly one finished Optuna trial per sweep trial, matching its run (states, values, per-epoch values)
+    trials = check_study(f"sqlite:///{tmp_path / 'optuna.db'}", "t-resume", uri, summary["parent_run_id"])
+    assert len(trials) == N and len({t.user_attrs["tune_trial_id"] for t in trials}) == N
+    assert all(t.state.is_finished() for t in optuna.load_study(study_name="t-resume",
+                                                                  storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials)
 
     # the same sweep uninterrupted (drill disarmed: same resolved configs), up to the trial that was held
     r = subprocess.run([sys.executable, "jobs/hpo.py", *args, "--name", "t-reference", "--n_trials", "2",

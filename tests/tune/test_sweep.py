@@ -60,7 +60,7 @@ def test_a_trial_that_cannot_fit_is_refused(ray_session, mlflow_uri, tmp_path, m
 
 
 def test_a_nan_trial_fails_with_its_reason_and_the_sweep_completes(ray_session, mlflow_uri, tmp_path, monkeypatch,
-                                                                    capsys):
+                                                                    capsys, check_study):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     space = tmp_path / "nan_space.yaml"
     space.write_text("family: riscov\nmetric: val/nmse_blend\nmode: min\nspaces:\n  drill:\n"
@@ -84,3 +84,7 @@ def test_a_nan_trial_fails_with_its_reason_and_the_sweep_completes(ray_session, 
     assert all(c.info.status in ("FINISHED", "KILLED") for c in ok)
     # the driver counts them by the exception's type (pickled by Tune), not by grepping its text
     assert f"{len(nan)} LOSS-GUARD" in capsys.readouterr().out
+    # the Optuna study has them as FAIL with the loss guard's reason, the others as they ended
+    trials = check_study(summary["optuna_storage"], "t-nan", mlflow_uri, summary["parent_run_id"])
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == len(nan) and all(t.user_attrs["outcome"] == "loss_guard" for t in failed)

@@ -13,6 +13,7 @@ def test_random_search_with_fifo_is_accepted():
     ({"search": "grid"}, "search: 'grid' is not allowed; choose one of 'tpe', 'random'"),
     ({"scheduler": "hyperband"}, "scheduler: 'hyperband' is not allowed; choose one of 'asha', 'fifo'"),
     ({"search": "grid", "scheduler": "hyperband"}, "search: 'grid' is not allowed"),  # the first bad field wins
+    ({"tell": "complete"}, "tell: 'complete' is not allowed; choose one of 'outcome', 'ray'"),
 ])
 def test_an_unknown_searcher_or_scheduler_is_named(bad, message):
     with pytest.raises(ConfigError) as e:

@@ -58,17 +58,6 @@ def _split(fam: Any, entry: str) -> tuple[str, str]:
     return metric if metric.startswith("val/") else f"val/{metric}", mode
 
 
-def search_and_scheduler(objectives: list[tuple[str, str]], search: str, seed: int) -> tuple[Any, Any]:
-    """Ray's OptunaSearch over several metrics (multi-objective TPE, or seeded random) and FIFO."""
-    from optuna.samplers import RandomSampler, TPESampler
-    from ray.tune.schedulers import FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
-
-    sampler = TPESampler(seed=seed) if search == "tpe" else RandomSampler(seed=seed)
-    return (OptunaSearch(metric=[m for m, _ in objectives], mode=[d for _, d in objectives], sampler=sampler),
-            FIFOScheduler())
-
-
 def format_objectives(objectives: list[tuple[str, str]]) -> str:
     return ",".join(f"{m}:{d}" for m, d in objectives)
 

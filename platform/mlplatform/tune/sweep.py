@@ -20,9 +20,11 @@ from mlplatform.protocol import DataContext
 from mlplatform.registry import build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.train.outcome import Outcome
-from mlplatform.tune.pareto import format_objectives, parse_objectives, search_and_scheduler
+from mlplatform.tune.pareto import format_objectives, parse_objectives
 from mlplatform.tune.report_pareto import OBJECTIVES_TAG
 from mlplatform.tune.search_space import SearchSpace, default_path, load_search_space
+from mlplatform.tune.study import RunLink, build_searcher
+from mlplatform.tune.study_store import check_new_study, resolve_storage
 
 STATE_FILE = "mlplatform_sweep.json"
 
@@ -53,6 +55,12 @@ class SweepSpec:
     # instead of TPE; "fifo" = no ASHA, every trial runs to its last epoch (or its plateau stop)
     search: str = "tpe"
     scheduler: str = "asha"
+    startup_trials: int = 10  # TPE's random start-up trials (Optuna's default)
+    # the Optuna study's database (default: optuna.db beside a sqlite MLflow store; tune/study.py) and how
+    # trials are told to it: "outcome" = as they ended (pruned as PRUNED), "ray" = Ray's stock OptunaSearch
+    # (every trial with a value as COMPLETE: the pruning benchmark's baseline, docs/benchmarks.md)
+    optuna_storage: str = ""
+    tell: str = "outcome"
     # single-worker trials share their Ray worker processes: a fresh process per trial cost ~6 s of imports
     # (torch, mlflow) and store connections on 2 cores (docs/benchmarks.md, section 2: 207 s -> 74 s for 24 trials)
     reuse_actors: bool = True
@@ -82,6 +90,8 @@ def validate_spec(spec: SweepSpec) -> CheckedSweep:
         raise ConfigError(f"search: {spec.search!r} is not allowed; choose one of 'tpe', 'random'")
     if spec.scheduler not in ("asha", "fifo"):
         raise ConfigError(f"scheduler: {spec.scheduler!r} is not allowed; choose one of 'asha', 'fifo'")
+    if spec.tell not in ("outcome", "ray"):
+        raise ConfigError(f"tell: {spec.tell!r} is not allowed; choose one of 'outcome', 'ray'")
     if spec.gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be >= 0, got {spec.gpus_per_worker}")
     base = build_config(spec.family, spec.preset, list(spec.overrides) + [
@@ -164,6 +174,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
     check_fits(spec, resources)
     k = fit_concurrency(spec, resources)
     if not resume:
+        check_new_study(resolve_storage(uri, spec.optuna_storage), spec.name)
         exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
         parent = cl.create_run(exp_id, run_name=spec.name, tags={
             "sweep": spec.name, "family": fam.name, "space": spec.space, "kind": "sweep",
@@ -193,6 +204,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
         mu.end_run_if_running(cl, parent, ended.status, {"stop_reason": ended.render()})
         raise
     summary = summarize(results[0], space, spec, cl, uri, exp_id, parent, results[1])
+    summary.update(optuna_storage=resolve_storage(uri, spec.optuna_storage), optuna_study=spec.name)
     try:
         from mlplatform.tune.report import write_sweep_report
 
@@ -238,9 +250,7 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
 def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
          storage: str, sweep_dir: Path, resume: bool) -> tuple[Any, float]:
     from ray import tune
-    from optuna.samplers import RandomSampler
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from mlplatform.tune.callbacks import MlflowTrialCloser, SweepProgress
 
@@ -263,7 +273,8 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     print(f"[sweep] {spec.name}: {spec.n_trials} trials of {fam.name} ({spec.preset} preset, {spec.epochs_per_trial} "
           f"epochs max, space '{spec.space}' with {len(space.params)} params), {k} at a time; "
           f"OptunaSearch(seed={spec.seed}) + ASHA(grace={spec.grace_period}, rf={spec.reduction_factor}); "
-          f"selection {space.metric} ({space.mode})", flush=True)
+          f"selection {space.metric} ({space.mode}); Optuna study '{spec.name}' in "
+          f"{resolve_storage(uri, spec.optuna_storage)} (make optuna-ui)", flush=True)
     # per-epoch checkpoints of short trials trip Tune's snapshot-frequency warning; it is expected here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     t0 = time.time()
@@ -273,8 +284,7 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     else:
         tune_config = tune.TuneConfig(
             metric=space.metric, mode=space.mode, num_samples=spec.n_trials,
-            search_alg=(OptunaSearch(seed=spec.seed) if spec.search == "tpe"
-                        else OptunaSearch(sampler=RandomSampler(seed=spec.seed))),
+            search_alg=build_searcher(spec, RunLink(uri, exp_id, parent)),
             scheduler=(ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
                                      grace_period=min(spec.grace_period, spec.epochs_per_trial),
                                      reduction_factor=spec.reduction_factor)
@@ -283,7 +293,7 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
             reuse_actors=spec.reuse_actors and spec.workers_per_trial == 1,
         )
         if spec.objectives:
-            tune_config = multi_objective(tune_config, spec)
+            tune_config = multi_objective(tune_config, spec, RunLink(uri, exp_id, parent))
         tuner = tune.Tuner(
             trainable,
             param_space=space.tune_domains(),
@@ -299,13 +309,16 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     return results, time.time() - t0
 
 
-def multi_objective(tune_config: Any, spec: SweepSpec) -> Any:
+def multi_objective(tune_config: Any, spec: SweepSpec, runs: RunLink) -> Any:
     """A Pareto sweep's TuneConfig: the searcher carries the metrics and modes (Tune's own metric/mode must
-    stay unset, or it would overwrite the searcher's list with one metric) and no scheduler prunes."""
+    stay unset, or it would overwrite the searcher's list with one metric) and no scheduler prunes (FIFO).
+    The study is stored like a one-metric sweep's (``study.build_searcher``)."""
     import dataclasses
 
+    from ray.tune.schedulers import FIFOScheduler
+
     objectives = parse_objectives(get_family(spec.family), spec.objectives)
-    search, scheduler = search_and_scheduler(objectives, spec.search, spec.seed)
+    search, scheduler = build_searcher(spec, runs, objectives), FIFOScheduler()
     print(f"[sweep] Pareto sweep over {format_objectives(objectives)}: multi-objective {spec.search.upper()} "
           "(OptunaSearch) and FIFO instead of the above (ASHA needs one metric)", flush=True)
     return dataclasses.replace(tune_config, metric=None, mode=None, search_alg=search, scheduler=scheduler)
