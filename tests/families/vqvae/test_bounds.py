@@ -60,7 +60,7 @@ def test_floor_ceiling_and_captured_gain_logged_and_ceiling_cached(home):
     folder = B.ceiling_dir(cfg)
     assert (folder / "best" / "state.pt").exists() and (folder / cache.MANIFEST).exists()
     stamp = folder.stat().st_mtime_ns
-    assert B.ensure_ceiling(cfg.override(["model.auto_compression_strategy=variance"])) == folder / "best"
+    assert B.ensure_ceiling(cfg.override(["model.auto_compression_strategy=variance"]), get_family("vqvae")) == folder / "best"
     assert folder.stat().st_mtime_ns == stamp  # another strategy reuses the same ceiling: trained once
 
 

@@ -79,20 +79,19 @@ def ceiling_dir(cfg: Any) -> Path:
     return D.data_root(cfg) / f"ceiling-{cache.fingerprint(d, CEILING_VERSION)}"
 
 
-def _train_ceiling(cfg_dict: dict[str, Any], tmp: str) -> dict[str, Any]:
-    from mlplatform.families.vqvae.family import FAMILY
+def _train_ceiling(fam: Any, cfg_dict: dict[str, Any], tmp: str) -> dict[str, Any]:
     from mlplatform.train.executors import run_local
 
-    summary, _ = run_local({"family": FAMILY, "cfg": cfg_dict, "work_dir": str(Path(tmp) / "run"),
+    summary, _ = run_local({"family": fam, "cfg": cfg_dict, "work_dir": str(Path(tmp) / "run"),
                             "verbose": False, "label": "vqvae ceiling"})
     shutil.copytree(Path(summary["work_dir"]) / "best", Path(tmp) / "best")
     shutil.rmtree(Path(tmp) / "run", ignore_errors=True)
     return {"best_recon_error": summary["best"], "best_epoch": summary["best_epoch"]}
 
 
-def ensure_ceiling(cfg: Any, remote: bool = True) -> Path:
-    """The cached unquantised model's checkpoint folder, trained first if missing (a Ray task when Ray
-    is up and ``remote``)."""
+def ensure_ceiling(cfg: Any, fam: Any, remote: bool = True) -> Path:
+    """The cached unquantised model's checkpoint folder, trained first if missing with ``fam`` (the vqvae
+    Family, passed in so this module does not import it back) as a Ray task when Ray is up and ``remote``."""
     folder = ceiling_dir(cfg)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -101,9 +100,9 @@ def ensure_ceiling(cfg: Any, remote: bool = True) -> Path:
         c = ceiling_config(cfg).to_dict()
         print(f"[vqvae] training the unquantised ceiling once -> {folder}", flush=True)
         if remote and ray.is_initialized():
-            res = ray.get(ray.remote(num_cpus=1)(_train_ceiling).remote(c, str(tmp)))
+            res = ray.get(ray.remote(num_cpus=1)(_train_ceiling).remote(fam, c, str(tmp)))
         else:
-            res = _train_ceiling(c, str(tmp))
+            res = _train_ceiling(fam, c, str(tmp))
         return {"family": "vqvae", "kind": "ceiling", "checkpoint": "best", **res}
 
     cache.build_once(folder, build)
@@ -112,7 +111,7 @@ def ensure_ceiling(cfg: Any, remote: bool = True) -> Path:
 
 @functools.lru_cache(maxsize=4)
 def _ceiling_model(path: str) -> torch.nn.Module:
-    from mlplatform.families.vqvae.diagnostics import load_model
+    from mlplatform.families.vqvae.build import load_model
 
     return load_model(path)[1]
 
@@ -122,16 +121,16 @@ def floors(model: torch.nn.Module, batch: dict, terms: Any, ctx: Any) -> dict[st
     return {"pca": {"recon_error": per_sample_mse(pca_reconstruct(ctx.cfg, x.cpu()).to(x.device), x)}}
 
 
-def ceilings(model: torch.nn.Module, batch: dict, terms: Any, ctx: Any) -> dict[str, dict[str, torch.Tensor]]:
+def ceilings(model: torch.nn.Module, batch: dict, terms: Any, ctx: Any, fam: Any) -> dict[str, dict[str, torch.Tensor]]:
     if not ctx.cfg.model.quantize:  # the ceiling's own training run
         return {}
     x = batch["x"]
     with torch.no_grad():
-        recon = _ceiling_model(str(ensure_ceiling(ctx.cfg, remote=False)))(x.cpu())["recon"].to(x.device)
+        recon = _ceiling_model(str(ensure_ceiling(ctx.cfg, fam, remote=False)))(x.cpu())["recon"].to(x.device)
     return {"unquantised": {"recon_error": per_sample_mse(recon, x)}}
 
 
-def bound_errors(cfg: Any, x: torch.Tensor) -> dict[str, dict[str, Any]]:
+def bound_errors(cfg: Any, x: torch.Tensor, fam: Any) -> dict[str, dict[str, Any]]:
     """Floor and ceiling on a whole matrix (``compare_compression``): recon error and per-category MSE."""
     from mlplatform.families.vqvae.losses import per_category_mse
 
@@ -139,7 +138,7 @@ def bound_errors(cfg: Any, x: torch.Tensor) -> dict[str, dict[str, Any]]:
     out = {}
     with torch.no_grad():
         for name, recon in (("floor_pca", pca_reconstruct(cfg, x)),
-                            ("ceiling_unquantised", _ceiling_model(str(ensure_ceiling(cfg)))(x)["recon"])):
+                            ("ceiling_unquantised", _ceiling_model(str(ensure_ceiling(cfg, fam)))(x)["recon"])):
             cat = per_category_mse(recon, x, sizes).mean(0)
             out[name] = {"recon_error": float(per_sample_mse(recon, x).mean()),
                          "mse": {c: float(v) for c, v in zip(cats, cat)}}

@@ -26,7 +26,8 @@ def train_and_evaluate(cfg_dict: dict[str, Any], run_id: str, uri: str, label: s
     import torch
 
     from mlplatform.families.vqvae.config import VqvaeConfig
-    from mlplatform.families.vqvae.diagnostics import evaluate_split, load_model
+    from mlplatform.families.vqvae.build import load_model
+    from mlplatform.families.vqvae.diagnostics import evaluate_split
     from mlplatform.families.vqvae.family import FAMILY
     from mlplatform.train.executors import run_local
 
@@ -47,14 +48,15 @@ def bounds_task(cfg_dict: dict[str, Any]) -> dict[str, Any]:
 
     from mlplatform.families.vqvae import bounds, data as D
     from mlplatform.families.vqvae.config import VqvaeConfig
+    from mlplatform.families.vqvae.family import FAMILY
 
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = VqvaeConfig.from_dict(cfg_dict)
     torch.set_num_threads(max(1, cfg.train.num_threads))
-    bounds.ensure_ceiling(cfg, remote=False)
+    bounds.ensure_ceiling(cfg, FAMILY, remote=False)
     x, _ = D.load_matrix(cfg)
     _, va = D.split_indices(len(x), cfg.data.val_frac, cfg.data.seed)
-    out = bounds.bound_errors(cfg, torch.from_numpy(x[va]))
+    out = bounds.bound_errors(cfg, torch.from_numpy(x[va]), FAMILY)
     out["wall_s"], out["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
     return out
 

@@ -8,20 +8,8 @@ from typing import Any
 import torch
 
 from mlplatform.families.vqvae import data as D
+from mlplatform.families.vqvae.build import load_model  # noqa: F401  (the jobs load checkpoints from here)
 from mlplatform.families.vqvae.metrics import full_pass
-
-
-def load_model(checkpoint: str | Path) -> tuple[Any, torch.nn.Module]:
-    """(config, model) from a checkpoint folder, loaded with ``weights_only=True``."""
-    from mlplatform.families.vqvae.family import FAMILY, build_model
-    from mlplatform.train.checkpoint import load_checkpoint
-
-    payload = load_checkpoint(checkpoint, "vqvae")
-    cfg = FAMILY.config_cls.from_dict(payload["config"])
-    model = build_model(cfg)
-    model.load_state_dict(payload["model"])
-    model.eval()
-    return cfg, model
 
 
 def evaluate_split(cfg: Any, model: torch.nn.Module, split: str = "val") -> dict[str, Any]:

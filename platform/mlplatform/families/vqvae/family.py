@@ -8,19 +8,9 @@ from mlplatform.families.vqvae import bounds as B
 from mlplatform.families.vqvae import data as D
 from mlplatform.families.vqvae.losses import commitment, per_category_mse, per_sample_mse
 from mlplatform.families.vqvae.metrics import finalize, usage_onehots
-from mlplatform.families.vqvae.model import HierVQVAE
+from mlplatform.families.vqvae.build import build_model
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
 from mlplatform.train.terms import NONNEG, LossTerms
-
-
-def build_model(cfg: C.VqvaeConfig) -> HierVQVAE:
-    """All sizes come from the table and the analysis (``data.layout``), none is hard-coded."""
-    lay = D.layout(cfg)
-    m = cfg.model
-    vq = {"decay": m.ema_decay, "kmeans_init": m.kmeans_init, "kmeans_iters": m.kmeans_iters,
-          "dead_code_threshold": m.dead_code_threshold}
-    return HierVQVAE(list(lay.categories), lay.sizes, [list(d) for d in lay.latent_dims], m.codebook_sizes,
-                     m.group_embedding_dim, m.group_hidden_dim, vq, m.quantize)
 
 
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
@@ -72,8 +62,13 @@ def prepare_data(cfg: C.VqvaeConfig) -> dict:
     """The table and every strategy's analysis (``data.prepare_data``), then the unquantised ceiling once."""
     info = D.prepare_data(cfg)
     if cfg.train.integrity and cfg.model.quantize:
-        info["ceiling"] = str(B.ensure_ceiling(cfg))
+        info["ceiling"] = str(B.ensure_ceiling(cfg, FAMILY))
     return info
+
+
+def ceilings(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """The unquantised ceiling (``bounds.ceilings``), trained with this Family if not cached yet."""
+    return B.ceilings(model, batch, terms, ctx, FAMILY)
 
 
 METRICS = {
@@ -109,7 +104,7 @@ FAMILY = Family(
     metrics=METRICS,
     baselines=baselines,
     floors=B.floors,
-    ceilings=B.ceilings,
+    ceilings=ceilings,
     gain_ceiling="unquantised",
     probes=tuple(Probe(f"level{i}", level_probe(i), versus="model",
                        meaning=f"zeroing level {i}'s codes does not hurt the reconstruction: that level is dead")
