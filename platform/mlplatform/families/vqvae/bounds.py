@@ -82,8 +82,9 @@ def ceiling_dir(cfg: Any) -> Path:
 def _train_ceiling(fam: Any, cfg_dict: dict[str, Any], tmp: str) -> dict[str, Any]:
     from mlplatform.train.executors import run_local
 
-    summary, _ = run_local({"family": fam, "cfg": cfg_dict, "work_dir": str(Path(tmp) / "run"),
-                            "verbose": False, "label": "vqvae ceiling"})
+    with torch.enable_grad():  # built lazily from a validation hook, which runs under no_grad
+        summary, _ = run_local({"family": fam, "cfg": cfg_dict, "work_dir": str(Path(tmp) / "run"),
+                                "verbose": False, "label": "vqvae ceiling"})
     shutil.copytree(Path(summary["work_dir"]) / "best", Path(tmp) / "best")
     shutil.rmtree(Path(tmp) / "run", ignore_errors=True)
     return {"best_recon_error": summary["best"], "best_epoch": summary["best_epoch"]}
