@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     plog.log_params({"compare.strategies": ",".join(names), "compare.seeds": ",".join(map(str, seeds)),
                      "compare.preset": args.preset, "compare.overrides": " ".join(args.overrides)})
     try:
-        train = ray.remote(num_cpus=1, max_retries=0)(K.train_and_evaluate)
-        bound = ray.remote(num_cpus=1, max_retries=0)(K.bounds_task)
+        # retried only when the worker dies (e.g. killed by Ray's memory monitor on a crowded machine)
+        train = ray.remote(num_cpus=1, max_retries=2)(K.train_and_evaluate)
+        bound = ray.remote(num_cpus=1, max_retries=2)(K.bounds_task)
         refs = {}
         for seed in seeds:  # seed-major: the first results give a full row early
             refs[("bounds", seed)] = bound.remote(base.override([f"train.seed={seed}"]).to_dict())

@@ -15,7 +15,10 @@ Strategy = Literal["balanced", "variance", "dimensionality", "information", "uni
 @dataclass
 class VqvaeModel:
     compression_ratios: Any = F("auto", help="auto | uniform | {category: [r0, r1, r2]} (latent = ratio·n_features)")
-    auto_compression_strategy: Strategy = F("balanced", help="strategy used when compression_ratios=auto")
+    # uniform until a strategy beats it beyond seed noise on the worst category (docs/families/vqvae.md,
+    # "The comparison"): the adaptive strategies stay options and the sweep's choice
+    auto_compression_strategy: Strategy = F("uniform", help="strategy used when compression_ratios=auto; "
+                                                           "uniform = the same ratios for every category")
     group_embedding_dim: int = F(256, ge=2, help="per-category embedding the 3 levels quantise (residually)")
     group_hidden_dim: int = F(128, ge=2, help="hidden width of each per-category encoder/decoder")
     codebook_sizes: list = F(default_factory=lambda: [32, 32, 32], help="codes per level L0/L1/L2")
