@@ -2,6 +2,7 @@
 compare_compression (bad input exits 2 with one line)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import analyze_compression
@@ -60,14 +61,22 @@ def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, r
     assert diagnose.main(["--family", "vqvae", "--checkpoint", str(tmp_path / "nope"), "--no-mlflow"]) == 2
     assert diagnose.main(["--family", "riscov", "--checkpoint", str(ckpt), "--no-mlflow"]) == 2
 
-    argv = ["--strategies", "uniform,balanced", "--out", str(tmp_path / "cmp")] + [a for s in SMALL for a in ("--set", s)]
+    argv = ["--strategies", "uniform,balanced", "--seeds", "0,1", "--out", str(tmp_path / "cmp")] + \
+        [a for s in SMALL for a in ("--set", s)]
     assert compare_compression.main(argv) == 0
     table = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| uniform |" in table and "| balanced |" in table
+    assert "| uniform |" in table and "| balanced |" in table and "floor_pca" in table and "ceiling_unquantised" in table
+    assert " ± " in table and "Entropy/log K" in table and "Wall" in table and "load" in table
+    summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert summary["winner"]["default"] in ("uniform", "balanced") and set(summary["runs"]) == {"uniform", "balanced"}
+    assert all(len(v) == 2 for v in summary["runs"].values())  # one row per seed
     cl, parents = _runs(mlflow_uri, "compare_compression")
     assert len(parents) == 1
     pid = parents[0].info.run_id
     children = list(mu.iter_child_runs(cl, parents[0].info.experiment_id, pid))
-    assert sorted(c.data.tags["strategy"] for c in children) == ["balanced", "uniform"]
-    assert "comparison/comparison.md" in {a.path for a in cl.list_artifacts(pid, "comparison")}
+    assert sorted((c.data.tags["strategy"], c.data.tags["seed"]) for c in children) == [
+        ("balanced", "0"), ("balanced", "1"), ("uniform", "0"), ("uniform", "1")]
+    assert {"comparison/comparison.md", "comparison/comparison.png", "comparison/comparison.json"} <= {
+        a.path for a in cl.list_artifacts(pid, "comparison")}
     assert compare_compression.main(["--strategies", "bogus"]) == 2
+    assert compare_compression.main(["--seeds", "0,x"]) == 2

@@ -15,10 +15,14 @@ Strategy = Literal["balanced", "variance", "dimensionality", "information", "uni
 @dataclass
 class VqvaeModel:
     compression_ratios: Any = F("auto", help="auto | uniform | {category: [r0, r1, r2]} (latent = ratio·n_features)")
-    auto_compression_strategy: Strategy = F("balanced", help="strategy used when compression_ratios=auto")
+    # uniform until a strategy beats it beyond seed noise on the worst category (docs/families/vqvae.md,
+    # "The comparison"): the adaptive strategies stay options and the sweep's choice
+    auto_compression_strategy: Strategy = F("uniform", help="strategy used when compression_ratios=auto; "
+                                                           "uniform = the same ratios for every category")
     group_embedding_dim: int = F(256, ge=2, help="per-category embedding the 3 levels quantise (residually)")
     group_hidden_dim: int = F(128, ge=2, help="hidden width of each per-category encoder/decoder")
     codebook_sizes: list = F(default_factory=lambda: [32, 32, 32], help="codes per level L0/L1/L2")
+    quantize: bool = F(True, help="False = the same coders with the quantisers bypassed (the ceiling)")
     ema_decay: float = F(0.9, gt=0.0, lt=1.0, help="EMA decay of the codebooks")
     kmeans_init: bool = F(True, help="initialise codebooks by k-means on the first batch")
     kmeans_iters: int = F(10, ge=1)
@@ -38,6 +42,8 @@ class VqvaeLoss:
 class VqvaeData:
     table: str = F("", help="Parquet feature table (file or folder); empty = generate one with known structure")
     root: str = F("", help="cache folder; empty = <repo>/data/vqvae")
+    generator: Literal["six", "note"] = F("six", help="generated table: six groups, or the research model's 12 "
+                                                          "categories of 5..33 features (features.NOTE_GROUPS)")
     n_rows: int = F(100_000, ge=2, help="rows of the generated table")
     seed: int = F(7, help="generator seed and train/val split seed")
     val_frac: float = F(0.1, gt=0.0, lt=1.0)
@@ -50,8 +56,9 @@ class VqvaeData:
 
 @dataclass
 class VqvaeTrain(TrainSection):
-    min_codebook_utilization: float = F(0.05, ge=0.0, le=1.0,
-                                        help="guard: val/codebook_utilization below this is a collapse")
+    min_codebook_utilization: float = F(0.5, ge=0.0, le=1.0,
+                                        help="guard: val/codebook_utilization (held-out share of codes used) "
+                                             "below this is a collapse")
 
 
 @dataclass
@@ -105,6 +112,20 @@ def debug() -> VqvaeConfig:
     c.train.epochs, c.train.batch_size, c.train.val_batches = 6, 256, 4
     c.train.num_threads = 1  # tiny matmuls: extra threads only contend on a shared 2-core machine
     c.optim.lr = 3e-3
+    return c
+
+
+def note() -> VqvaeConfig:
+    """The research model's scale: 12 categories of 5..33 features, 10,000 training rows, 1,024 codes per
+    codebook, embedding 256 / hidden 128, 100 epochs; 5,000 held-out rows (codebook usage needs them:
+    with 1,024 codes a few hundred items leave most codes unseen whatever the model does)."""
+    c = VqvaeConfig()
+    c.data.generator, c.data.n_rows, c.data.val_frac = "note", 15_000, 1 / 3
+    c.data.n_categories, c.data.analysis_rows = 12, 15_000
+    c.model.codebook_sizes = [32, 32, 32]  # x 3 levels x 12 categories = 1,152 codes, the research model's ~1,000
+    c.train.epochs, c.train.batch_size, c.train.val_batches, c.train.val_every = 100, 512, 10, 10
+    c.train.num_threads = 1  # two trainings share the 2 cores (compare_compression)
+    c.optim.lr = 1e-3
     return c
 
 

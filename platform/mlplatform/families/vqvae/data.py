@@ -34,12 +34,14 @@ def data_root(cfg: Any) -> Path:
 
 
 def generated_dir(cfg: Any) -> Path:
-    key = {"n_rows": cfg.data.n_rows, "seed": cfg.data.seed}
+    key: dict[str, Any] = {"n_rows": cfg.data.n_rows, "seed": cfg.data.seed}
+    if cfg.data.generator != "six":  # the six-group key predates the choice: its caches stay valid
+        key["generator"] = cfg.data.generator
     return data_root(cfg) / f"features-{cache.fingerprint(key, feat.GENERATOR_VERSION)}"
 
 
-def _generate(n_rows: int, seed: int, out: str) -> int:
-    df, truth = feat.generate(n_rows, seed)
+def _generate(n_rows: int, seed: int, out: str, generator: str = "six") -> int:
+    df, truth = feat.generate(n_rows, seed, feat.GENERATORS[generator])
     feat.write_table(df, Path(out) / TABLE_DIR / "part-00000.parquet")
     (Path(out) / TRUTH_FILE).write_text(json.dumps(truth, indent=1))
     return len(df)
@@ -57,11 +59,11 @@ def ensure_table(cfg: Any) -> Path:
     def build(tmp: Path) -> dict[str, Any]:
         import ray
 
-        n, seed = cfg.data.n_rows, cfg.data.seed
-        print(f"[data] generating a {n}-row feature table with known structure -> {folder}", flush=True)
-        rows = (ray.get(ray.remote(num_cpus=1)(_generate).remote(n, seed, str(tmp))) if ray.is_initialized()
-                else _generate(n, seed, str(tmp)))
-        return {"family": "vqvae", "generator": feat.GENERATOR_VERSION, "rows": rows, "seed": seed,
+        n, seed, gen = cfg.data.n_rows, cfg.data.seed, cfg.data.generator
+        print(f"[data] generating a {n}-row feature table ({gen} groups) with known structure -> {folder}", flush=True)
+        rows = (ray.get(ray.remote(num_cpus=1)(_generate).remote(n, seed, str(tmp), gen)) if ray.is_initialized()
+                else _generate(n, seed, str(tmp), gen))
+        return {"family": "vqvae", "generator": feat.GENERATOR_VERSION, "groups": gen, "rows": rows, "seed": seed,
                 "table": TABLE_DIR, "ground_truth": TRUTH_FILE}
 
     cache.build_once(folder, build)

@@ -8,20 +8,8 @@ from typing import Any
 import torch
 
 from mlplatform.families.vqvae import data as D
+from mlplatform.families.vqvae.build import load_model  # noqa: F401  (the jobs load checkpoints from here)
 from mlplatform.families.vqvae.metrics import full_pass
-
-
-def load_model(checkpoint: str | Path) -> tuple[Any, torch.nn.Module]:
-    """(config, model) from a checkpoint folder, loaded with ``weights_only=True``."""
-    from mlplatform.families.vqvae.family import FAMILY, build_model
-    from mlplatform.train.checkpoint import load_checkpoint
-
-    payload = load_checkpoint(checkpoint, "vqvae")
-    cfg = FAMILY.config_cls.from_dict(payload["config"])
-    model = build_model(cfg)
-    model.load_state_dict(payload["model"])
-    model.eval()
-    return cfg, model
 
 
 def evaluate_split(cfg: Any, model: torch.nn.Module, split: str = "val") -> dict[str, Any]:
@@ -57,7 +45,9 @@ def diagnosis_markdown(d: dict[str, Any], title: str = "vqvae diagnostics") -> s
               f"L2 {100 * d['codebook_utilization_L2']:.1f}%)",
               f"- **Dead Codes:** {int(d['dead_codes'])} out of {int(d['total_codes'])} "
               f"({100 * d['dead_codes'] / max(d['total_codes'], 1):.0f}% unused)",
-              f"- **Average Perplexity:** {d['perplexity']:.2f}",
+              f"- **Average Perplexity:** {d['perplexity']:.2f} · **perplexity / K** L0/L1/L2: "
+              + " / ".join(f"{d[f'perplexity_norm_L{lv}']:.3f}" for lv in range(3))
+              + " · **entropy / log K** L0/L1/L2: " + " / ".join(f"{d[f'entropy_norm_L{lv}']:.3f}" for lv in range(3)),
               f"- **Reconstruction error:** {d['recon_error']:.4f} · **Quality:** {d['quality']:.4f}", ""]
     return "\n".join(lines)
 
@@ -86,23 +76,3 @@ def diagnosis_plot(d: dict[str, Any], path: str | Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
-
-
-def comparison_markdown(rows: list[dict[str, Any]]) -> str:
-    """One table: uniform vs each strategy on the same sample and clustering, plus per-category MSE."""
-    lines = ["## Compression strategies, apples to apples", "",
-             "| Strategy | Params | Recon error | Quality | Codebook util | Dead codes | Perplexity | "
-             "Worst category (MSE) | MSE spread (max/min) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        worst = max(r["mse"], key=r["mse"].get)
-        spread = max(r["mse"].values()) / max(min(r["mse"].values()), 1e-12)
-        lines.append(f"| {r['name']} | {r['n_params']:,} | {r['recon_error']:.4f} | {r['quality']:.4f} | "
-                     f"{100 * r['codebook_utilization']:.1f}% | {int(r['dead_codes'])}/{int(r['total_codes'])} | "
-                     f"{r['perplexity']:.2f} | {worst} ({r['mse'][worst]:.4f}) | {spread:.1f}x |")
-    cats = list(rows[0]["mse"])
-    lines += ["", "Per-category MSE (same categories in every run):", "",
-              "| Category | Dims | " + " | ".join(r["name"] for r in rows) + " |",
-              "|---|---|" + "---|" * len(rows)]
-    for c in cats:
-        lines.append(f"| {c} | {rows[0]['dims'][c]} | " + " | ".join(f"{r['mse'][c]:.4f}" for r in rows) + " |")
-    return "\n".join(lines) + "\n"

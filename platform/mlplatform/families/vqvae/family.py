@@ -4,22 +4,13 @@ from __future__ import annotations
 import torch
 
 from mlplatform.families.vqvae import config as C
+from mlplatform.families.vqvae import bounds as B
 from mlplatform.families.vqvae import data as D
 from mlplatform.families.vqvae.losses import commitment, per_category_mse, per_sample_mse
 from mlplatform.families.vqvae.metrics import finalize, usage_onehots
-from mlplatform.families.vqvae.model import HierVQVAE
+from mlplatform.families.vqvae.build import build_model
 from mlplatform.protocol import Family, GuardSpec, MetricSpec, Probe, StepContext, unwrap
 from mlplatform.train.terms import NONNEG, LossTerms
-
-
-def build_model(cfg: C.VqvaeConfig) -> HierVQVAE:
-    """All sizes come from the table and the analysis (``data.layout``), none is hard-coded."""
-    lay = D.layout(cfg)
-    m = cfg.model
-    vq = {"decay": m.ema_decay, "kmeans_init": m.kmeans_init, "kmeans_iters": m.kmeans_iters,
-          "dead_code_threshold": m.dead_code_threshold}
-    return HierVQVAE(list(lay.categories), lay.sizes, [list(d) for d in lay.latent_dims], m.codebook_sizes,
-                     m.group_embedding_dim, m.group_hidden_dim, vq)
 
 
 def compute_loss(model: torch.nn.Module, batch: dict, ctx: StepContext) -> LossTerms:
@@ -68,8 +59,21 @@ def level_probe(level: int):
     return run
 
 
+def prepare_data(cfg: C.VqvaeConfig) -> dict:
+    """The table and every strategy's analysis (``data.prepare_data``), then the unquantised ceiling once."""
+    info = D.prepare_data(cfg)
+    if cfg.train.integrity and cfg.model.quantize:
+        info["ceiling"] = str(B.ensure_ceiling(cfg, FAMILY))
+    return info
+
+
+def ceilings(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """The unquantised ceiling (``bounds.ceilings``), trained with this Family if not cached yet."""
+    return B.ceilings(model, batch, terms, ctx, FAMILY)
+
+
 METRICS = {
-    "val/recon_error": MetricSpec("min", "reconstruction MSE on standardised features (all levels)"),
+    "val/recon_error": MetricSpec("min", "reconstruction MSE on standardised features (all levels)", scale="log"),
     "val/quality": MetricSpec("max", "1 - recon_error"),
     "val/params": MetricSpec("min", "trainable and codebook parameters of the model (its size)"),
     "val/codebook_utilization": MetricSpec("max", "share of codes used on the validation items"),
@@ -79,27 +83,32 @@ METRICS = {
 
 
 def guards(cfg: C.VqvaeConfig) -> list[GuardSpec]:
+    if not cfg.model.quantize:  # the ceiling has no codebooks
+        return []
     return [GuardSpec("codebook_utilization", "val/codebook_utilization", lo=cfg.train.min_codebook_utilization,
-                      reason="codebook collapse: almost every item maps to a handful of codes (the baseline "
+                      reason="codebook collapse: most codes are dead on held-out items (the research baseline "
                              "used 20% of its codes; docs/families/vqvae.md)")]
 
 
 FAMILY = Family(
     name="vqvae",
     config_cls=C.VqvaeConfig,
-    presets={"debug": C.debug, "full": C.full},
+    presets={"debug": C.debug, "note": C.note, "full": C.full},
     build_model=build_model,
     build_datasets=D.build_datasets,
     compute_loss=compute_loss,
     evaluate=evaluate,
     selection_metric="val/recon_error",
     mode="min",
-    prepare_data=D.prepare_data,
+    prepare_data=prepare_data,
     guards=guards,
     finalize_metrics=finalize,
     metrics=METRICS,
     objectives=("val/recon_error:min", "val/params:min"),  # reconstruction vs model size
     baselines=baselines,
+    floors=B.floors,
+    ceilings=ceilings,
+    gain_ceiling="unquantised",
     probes=tuple(Probe(f"level{i}", level_probe(i), versus="model",
                        meaning=f"zeroing level {i}'s codes does not hurt the reconstruction: that level is dead")
                  for i in range(3)),

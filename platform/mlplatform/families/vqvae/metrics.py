@@ -29,11 +29,12 @@ def usage_onehots(indices: torch.Tensor, categories: list[str], codebook_sizes: 
 
 
 def codebook_stats(freqs: dict[tuple[str, int], list[float]]) -> dict[str, float]:
-    """From code frequencies per (category, level): utilisation, dead codes, perplexity (overall,
-    per level, per category and level)."""
+    """From code frequencies per (category, level): utilisation, dead codes, perplexity, perplexity / K
+    and entropy / log K (overall, per level, per category and level). Entropy / log K is 1 for uniform
+    use of all K codes; perplexity / K is its exponential counterpart (harsher on a skewed codebook)."""
     out: dict[str, float] = {}
-    utils, perps, dead = [], [], 0
-    per_level: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    dead = 0
+    per_level: dict[int, list[tuple[float, float, float, float]]] = defaultdict(list)
     for (cat, lv), p in sorted(freqs.items()):
         used = sum(1 for v in p if v > 0)
         tot = sum(p)
@@ -41,18 +42,16 @@ def codebook_stats(freqs: dict[tuple[str, int], list[float]]) -> dict[str, float
         u, perp = used / len(p), math.exp(h)
         out[f"util/{cat}/L{lv}"] = u
         out[f"perplexity/{cat}/L{lv}"] = perp
-        utils.append(u)
-        perps.append(perp)
         dead += len(p) - used
-        per_level[lv].append((u, perp))
-    if utils:
-        out["codebook_utilization"] = sum(utils) / len(utils)
-        out["perplexity"] = sum(perps) / len(perps)
+        per_level[lv].append((u, perp, perp / len(p), h / math.log(len(p)) if len(p) > 1 else 1.0))
+    if per_level:
+        allv = [v for vals in per_level.values() for v in vals]
+        for key, i in (("codebook_utilization", 0), ("perplexity", 1), ("perplexity_norm", 2), ("entropy_norm", 3)):
+            out[key] = sum(v[i] for v in allv) / len(allv)
+            for lv, vals in per_level.items():
+                out[f"{key}_L{lv}"] = sum(v[i] for v in vals) / len(vals)
         out["dead_codes"] = float(dead)
         out["total_codes"] = float(sum(len(p) for p in freqs.values()))
-        for lv, vals in per_level.items():
-            out[f"codebook_utilization_L{lv}"] = sum(v[0] for v in vals) / len(vals)
-            out[f"perplexity_L{lv}"] = sum(v[1] for v in vals) / len(vals)
     return out
 
 

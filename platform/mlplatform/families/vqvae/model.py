@@ -34,12 +34,15 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
 
 class CategoryCoder(nn.Module):
     def __init__(self, n_features: int, latent_dims: list[int], codebook_sizes: list[int], emb: int, hidden: int,
-                 vq_kwargs: dict[str, Any]):
+                 vq_kwargs: dict[str, Any], quantize: bool = True):
         super().__init__()
         self.n_features = n_features
+        self.quantize = quantize
         self.enc = _mlp(n_features, hidden, emb)
         self.down = nn.ModuleList(nn.Linear(emb, d) for d in latent_dims)
-        self.vq = nn.ModuleList(make_quantizer(d, k, **vq_kwargs) for d, k in zip(latent_dims, codebook_sizes))
+        # without quantisation (the ceiling) the levels are plain linear bottlenecks of the same sizes
+        self.vq = nn.ModuleList(make_quantizer(d, k, **vq_kwargs) if quantize else nn.Identity()
+                                for d, k in zip(latent_dims, codebook_sizes))
         self.up = nn.ModuleList(nn.Linear(d, emb) for d in latent_dims)
         self.dec = _mlp(emb, hidden, n_features)
 
@@ -52,7 +55,10 @@ class CategoryCoder(nn.Module):
         total = torch.zeros_like(r)
         idx, commit = [], []
         for level, (down, vq, up) in enumerate(zip(self.down, self.vq, self.up)):
-            q, i, c = vq(down(r))
+            if self.quantize:
+                q, i, c = vq(down(r))
+            else:
+                q, i, c = down(r), torch.zeros(len(x), dtype=torch.long), r.new_zeros(())
             u = up(q)
             if level != drop_level:
                 total = total + u
@@ -66,12 +72,12 @@ class HierVQVAE(nn.Module):
     """Per-category coders over the column slices of one standardised feature matrix."""
 
     def __init__(self, categories: list[str], sizes: list[int], latent_dims: list[list[int]],
-                 codebook_sizes: list[int], emb: int, hidden: int, vq_kwargs: dict[str, Any]):
+                 codebook_sizes: list[int], emb: int, hidden: int, vq_kwargs: dict[str, Any], quantize: bool = True):
         super().__init__()
         self.categories = list(categories)
         self.sizes = list(sizes)
         self.codebook_sizes = list(codebook_sizes)
-        self.coders = nn.ModuleList(CategoryCoder(n, list(d), codebook_sizes, emb, hidden, vq_kwargs)
+        self.coders = nn.ModuleList(CategoryCoder(n, list(d), codebook_sizes, emb, hidden, vq_kwargs, quantize)
                                     for n, d in zip(sizes, latent_dims))
 
     @property
