@@ -31,11 +31,14 @@ def ray_session(home):
     from mlplatform.train.executors import ensure_env_for_workers
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    from mlplatform.raycluster import loopback_only
+
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
-                 runtime_env={"env_vars": {**ensure_env_for_workers(), "MLPLATFORM_HOME": str(home),
-                                           "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
-                                                                         str(REPO / "tests")])}})
+        with loopback_only():
+                ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
+                     runtime_env={"env_vars": {**ensure_env_for_workers(), "MLPLATFORM_HOME": str(home),
+                                               "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
+                                                                             str(REPO / "tests")])}})
     yield ray
     ray.shutdown()
 
