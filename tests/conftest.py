@@ -35,7 +35,7 @@ def ray_session(home):
 
     if not ray.is_initialized():
         with loopback_only():
-                ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
+            ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
                      runtime_env={"env_vars": {**ensure_env_for_workers(), "MLPLATFORM_HOME": str(home),
                                                "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
                                                                              str(REPO / "tests")])}})
