@@ -11,6 +11,7 @@ those sockets then binds 127.0.0.1 (measured with psutil; tests/e2e/test_loopbac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Any, Iterator
 
@@ -68,6 +69,36 @@ def bind_torch_store_to_loopback() -> None:
     rdv._create_c10d_store = create_store
 
 
+def local_resources() -> dict[str, float] | None:
+    """What the embedded local Ray will have, found the way Ray finds it, without starting it (seconds
+    saved on a request that cannot fit); None when the job will join a cluster (``RAY_ADDRESS``)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return None
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+    from ray._private.utils import get_num_cpus
+
+    return {"CPU": float(get_num_cpus()),
+            "GPU": float(get_accelerator_manager_for_resource("GPU").get_current_node_num_accelerators())}
+
+
+def check_fits(resources: dict[str, Any], workers: int, cpus_per_worker: float, gpus_per_worker: float, *,
+               what: str = "one trial", workers_flag: str = "--workers-per-trial", driver_cpus: float = 0.0) -> None:
+    """``workers`` workers (plus a driver taking ``driver_cpus``) must fit the cluster, or Ray waits for
+    workers that never start. Raises ConfigError (one line, exit 2) before any run is opened."""
+    from mlplatform.config import ConfigError
+
+    cpus = cpus_per_worker * workers + driver_cpus
+    if cpus > resources.get("CPU", 0) + 1e-9:
+        driver = f" + {driver_cpus:g} for the trial driver" if driver_cpus else ""
+        raise ConfigError(f"{what} needs {cpus:g} CPUs ({workers} worker(s) x --cpus-per-worker {cpus_per_worker:g}"
+                          f"{driver}) but the cluster has {resources.get('CPU', 0):g}; lower --cpus-per-worker or "
+                          f"{workers_flag}")
+    gpus = gpus_per_worker * workers
+    if gpus > resources.get("GPU", 0) + 1e-9:
+        raise ConfigError(f"{what} needs {gpus:g} GPUs but the cluster has {resources.get('GPU', 0):g}; "
+                          f"lower --gpus-per-worker or {workers_flag}")
+
+
 def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
     import ray
 
@@ -76,6 +107,10 @@ def init_ray(num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
     if ray.is_initialized():
         return ray.cluster_resources()
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")  # Train passes it to its controller and workers
+    # Ray logs "Token authentication is enabled..." at WARNING before logging_level applies: a second
+    # stderr line under every one-line error that follows. Token auth itself stays on.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], logging_level="WARNING" if quiet else "INFO")
         where = f"cluster at {os.environ['RAY_ADDRESS']}"
