@@ -132,6 +132,10 @@ def one_line_errors(main: Callable[..., int | None]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(*a: Any, **k: Any) -> int:
+        # a job may install its stop-signal handlers (raise_on_stop_signals); a test calling main() in-process
+        # gets its own back afterwards
+        main_thread = threading.current_thread() is threading.main_thread()
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
         try:
             return int(main(*a, **k) or 0)
         except (ConfigError, CheckpointError) as e:
@@ -143,4 +147,7 @@ def one_line_errors(main: Callable[..., int | None]) -> Callable[..., int]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr, flush=True)
             return 130
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
     return wrapper
