@@ -14,13 +14,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jobproc import Job, start_job  # noqa: E402
 
 
-def interrupt(job: Job, sig: int) -> float:
-    """Send ``sig`` and wait for the job to end; seconds it took."""
+def interrupt(job: Job, sig: int, uri: str) -> tuple[str, list]:
+    """Send ``sig``; the job must end within 10 s with 128 + sig. Returns its output and its MLflow runs."""
     job.scan()
     t0 = time.monotonic()
     job.proc.send_signal(sig)
     job.finish(timeout=60, every=0.1)
-    return time.monotonic() - t0
+    took = time.monotonic() - t0
+    out = job.output()
+    assert job.proc.returncode == 128 + sig, out[-3000:]
+    assert took < 10, f"{took:.1f}s"
+    assert f"interrupted by {signal.Signals(sig).name}" in out
+    cl = MlflowClient(uri)
+    return out, cl.search_runs([cl.get_experiment_by_name("riscov").experiment_id])
 
 
 def assert_no_process_left(job: Job) -> None:
@@ -36,13 +42,7 @@ def test_sigint_stops_a_training_run(tmp_path):
                      "--set", "train.epochs=200", "--storage-path", str(tmp_path / "ray")], tmp_path,
                     {"MLFLOW_TRACKING_URI": uri})
     job.wait_for("] epoch 1/200", timeout=480)
-    took = interrupt(job, signal.SIGINT)
-    out = job.output()
-    assert job.proc.returncode == 130, out[-3000:]
-    assert took < 10, f"{took:.1f}s"
-    assert "interrupted by SIGINT" in out
-    cl = MlflowClient(uri)
-    run = cl.search_runs([cl.get_experiment_by_name("riscov").experiment_id])[0]
+    _, (run,) = interrupt(job, signal.SIGINT, uri)  # exit 130
     assert run.info.status == "KILLED"
     assert run.data.tags["stop_reason"] == "interrupted by SIGINT"
     assert_no_process_left(job)
@@ -55,13 +55,8 @@ def test_sigterm_stops_a_sweep_and_says_how_to_continue(tmp_path):
                     tmp_path, {"MLFLOW_TRACKING_URI": uri})
     job.wait_for("| start ", timeout=480)
     time.sleep(3)  # the trials are training
-    took = interrupt(job, signal.SIGTERM)
-    out = job.output()
-    assert job.proc.returncode == 143, out[-3000:]
-    assert took < 10, f"{took:.1f}s"
+    out, runs = interrupt(job, signal.SIGTERM, uri)  # exit 143
     assert "--resume t-sigterm" in out
-    cl = MlflowClient(uri)
-    runs = cl.search_runs([cl.get_experiment_by_name("riscov").experiment_id])
     parent = [r for r in runs if r.data.tags.get("kind") == "sweep"][0]
     assert parent.info.status == "KILLED"
     assert "continue with --resume" in parent.data.tags["stop_reason"]
