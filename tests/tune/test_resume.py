@@ -41,6 +41,8 @@ def test_killed_driver_resumes_without_duplicates(home, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["n_trials"] == N
+    # the summary's clock is the progress lines' (from the sweep's start), with this session's share
+    assert summary["since_start_s"] > summary["wall_s"] and "s of it in this session" in r.stdout
     cl = MlflowClient(uri)
     exp = cl.get_experiment_by_name("riscov")
     children = cl.search_runs([exp.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
