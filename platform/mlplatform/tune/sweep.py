@@ -311,7 +311,8 @@ def summarize(results: Any, space: Any, spec: SweepSpec, cl: Any, uri: str, exp_
                                "parent_run_id": parent, "experiment_id": exp_id, "tracking_uri": uri,
                                "metric": metric, "mode": mode}
     logger = mu.RunLogger(parent, uri)
-    if best is not None and best.metrics_dataframe is not None:
+    # every trial failed before reporting the metric: Tune may still name a "best" result without it
+    if best is not None and best.metrics_dataframe is not None and metric in best.metrics_dataframe.columns:
         df = best.metrics_dataframe
         col = df[metric]
         value = float(col.min() if mode == "min" else col.max())
