@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     from mlplatform.raycluster import check_fits, init_ray, local_resources
 
     local = local_resources()
-    if local is not None and args.gpus_per_worker is not None:  # refuse before Ray starts when we can
-        check_fits(local, args.num_workers, args.cpus_per_worker, args.gpus_per_worker, what="the run",
-                   workers_flag="--num-workers")
+    if local is not None:  # the local Ray's size is known now: refuse before it starts (seconds, not a Ray start)
+        want = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if local["GPU"] else 0.0)
+        check_fits(local, args.num_workers, args.cpus_per_worker, want, what="the run", workers_flag="--num-workers")
     raise_on_stop_signals()  # from here on SIGINT/SIGTERM end the run KILLED and shut Ray down (exit 130/143)
     resources = init_ray()
     preset = resolve_preset(args.preset, resources)
