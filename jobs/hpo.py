@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_on_stop_signals()  # SIGINT/SIGTERM: parent and trial runs KILLED ("continue with --resume"), Ray down
     resources = init_ray()
+    raise_on_stop_signals()  # again: ray.init replaces the SIGTERM handler (Ray's own aborts the process: exit 134)
     preset = spec.preset if resume else resolve_preset(args.preset, resources)
     if preset != spec.preset:
         spec.preset, checked = preset, None  # auto found a GPU: run_sweep checks the full preset's config

@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         check_fits(local, args.num_workers, args.cpus_per_worker, want, what="the run", workers_flag="--num-workers")
     raise_on_stop_signals()  # from here on SIGINT/SIGTERM end the run KILLED and shut Ray down (exit 130/143)
     resources = init_ray()
+    raise_on_stop_signals()  # again: ray.init replaces the SIGTERM handler (Ray's own aborts the process: exit 134)
     preset = resolve_preset(args.preset, resources)
     cfg = checked_cfg if preset == resolve_preset(args.preset) else build_config(args.family, preset, args.overrides)
     gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
