@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors, resolve_preset
+from mlplatform.cli import (JobInterrupted, UsageError, add_config_args, maybe_list_keys, one_line_errors,
+                            raise_on_stop_signals, resolve_preset)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,15 +109,23 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlplatform.raycluster import init_ray
 
+    raise_on_stop_signals()  # SIGINT/SIGTERM: parent and trial runs KILLED ("continue with --resume"), Ray down
     resources = init_ray()
+    raise_on_stop_signals()  # again: ray.init replaces the SIGTERM handler (Ray's own aborts the process: exit 134)
     preset = spec.preset if resume else resolve_preset(args.preset, resources)
     if preset != spec.preset:
         spec.preset, checked = preset, None  # auto found a GPU: run_sweep checks the full preset's config
-    summary = run_sweep(spec, resume=resume, checked=checked)
+    try:
+        summary = run_sweep(spec, resume=resume, checked=checked)
+    except JobInterrupted as e:  # run_sweep has shut Ray down and ended the runs KILLED
+        print(f"[sweep] {spec.name} stopped by {e}; continue with: python jobs/hpo.py --family {spec.family} "
+              f"--resume {spec.name}", file=sys.stderr, flush=True)
+        raise
 
     print("\n" + "=" * 78)
-    print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['wall_s']:.0f}s "
-          f"({summary['n_errors']} failed)")
+    session = f", {summary['wall_s']:.0f}s of it in this session" if resume else ""
+    print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['since_start_s']:.0f}s since it started"
+          f"{session} ({summary['n_errors']} failed)")
     if "best_value" in summary:
         print(f"best trial   {summary['best_trial']}   {summary['metric']} = {summary['best_value']:.5g} "
               f"({summary['mode']})")

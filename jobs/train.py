@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlplatform.cli import UsageError, add_config_args, maybe_list_keys, one_line_errors, resolve_preset
+from mlplatform.cli import (JobInterrupted, UsageError, add_config_args, call_interruptibly,
+                            maybe_list_keys, one_line_errors, raise_on_stop_signals, resolve_preset)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,10 +77,10 @@ def open_run(args: argparse.Namespace, fam: Any, uri: str, preset: str, resume_f
 
 
 def build_trainer(args: argparse.Namespace, opts: Any, gpus: float, storage: str) -> Any:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from mlplatform.train.executors import train_loop_per_worker
+    from mlplatform.train.executors import failure_config, train_loop_per_worker
 
     return TorchTrainer(
         train_loop_per_worker, train_loop_config={"run": opts},
@@ -87,7 +88,7 @@ def build_trainer(args: argparse.Namespace, opts: Any, gpus: float, storage: str
                                      resources_per_worker={"CPU": args.cpus_per_worker, **({"GPU": gpus} if gpus > 0 else {})}),
         # the same name + storage again: Train v2 restores the run from its latest checkpoint
         run_config=RunConfig(name=opts.label, storage_path=storage,
-                             failure_config=FailureConfig(max_failures=args.max_failures),
+                             failure_config=failure_config(args.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
 
@@ -126,12 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     storage = check_writable(args.storage_path or (mu.repo_root() / "ray_results"), "--storage-path")
     mu.check_experiment_artifacts(uri, args.experiment or fam.name)
 
-    from mlplatform.raycluster import init_ray
+    from mlplatform.raycluster import check_fits, init_ray, local_resources
 
+    local = local_resources()
+    if local is not None:  # the local Ray's size is known now: refuse before it starts (seconds, not a Ray start)
+        want = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if local["GPU"] else 0.0)
+        check_fits(local, args.num_workers, args.cpus_per_worker, want, what="the run", workers_flag="--num-workers")
+    raise_on_stop_signals()  # from here on SIGINT/SIGTERM end the run KILLED and shut Ray down (exit 130/143)
     resources = init_ray()
+    raise_on_stop_signals()  # again: ray.init replaces the SIGTERM handler (Ray's own aborts the process: exit 134)
     preset = resolve_preset(args.preset, resources)
     cfg = checked_cfg if preset == resolve_preset(args.preset) else build_config(args.family, preset, args.overrides)
     gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
+    # workers that can never be placed: one line, exit 2, no MLflow run (Ray would wait for them forever)
+    check_fits(resources, args.num_workers, args.cpus_per_worker, gpus, what="the run", workers_flag="--num-workers")
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
     cl, exp_id, run_id, name = open_run(args, fam, uri, preset, resume_from)
@@ -142,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                       executor="torchtrainer", label=name)
     t0 = time.time()
     try:
-        result = build_trainer(args, opts, gpus, str(storage)).fit()
+        result = call_interruptibly(build_trainer(args, opts, gpus, str(storage)).fit)
+    except JobInterrupted as e:
+        stop_interrupted(e, cl, run_id)
+        raise
     except Exception as e:  # noqa: BLE001 - report, end the run, exit non-zero
         ended = from_error(e, limit=300)
         mu.end_run_if_running(cl, run_id, ended.status, {"stop_reason": ended.render()})
@@ -151,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     mu.end_run_if_running(cl, run_id, "FINISHED")
     print_result(result, fam, cfg, time.time() - t0, uri, exp_id, run_id)
     return 0
+
+
+def stop_interrupted(e: JobInterrupted, cl: Any, run_id: str) -> None:
+    """SIGINT/SIGTERM during the run: Ray (and with it every worker) shut down, the run ended KILLED with
+    the signal as its reason, all within 10 s (the signal handler's timer ends the process if a step hangs)."""
+    import ray
+
+    from mlplatform.tracking import mlflow_utils as mu
+    from mlplatform.train.outcome import Outcome
+
+    ray.shutdown()  # first: a worker must not end the run FINISHED after we ended it KILLED
+    mu.end_run_if_running(cl, run_id, "KILLED", {"stop_reason": Outcome("interrupted", f"by {e}").render()})
 
 
 if __name__ == "__main__":

@@ -33,13 +33,16 @@ def ray_session(home):
     from mlplatform.train.executors import ensure_env_for_workers
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    from mlplatform.raycluster import loopback_only
+
     if not ray.is_initialized():
         port, api_env = pin_api_server()  # as jobs do: Ray's own cleaner must find this instance
-        ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
-                 dashboard_port=port,
-                 runtime_env={"env_vars": {**ensure_env_for_workers(), **api_env, "MLPLATFORM_HOME": str(home),
-                                           "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
-                                                                         str(REPO / "tests")])}})
+        with loopback_only():
+            ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True,
+                     dashboard_port=port,
+                     runtime_env={"env_vars": {**ensure_env_for_workers(), **api_env, "MLPLATFORM_HOME": str(home),
+                                               "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO / "jobs"),
+                                                                             str(REPO / "tests")])}})
     yield ray
     ray.shutdown()
 

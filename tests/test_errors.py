@@ -41,6 +41,7 @@ BEFORE_RAY = [
     ("override-syntax", "hpo", "--set loss.lam_cov", {}, "override 'loss.lam_cov' is not of the form key=value"),
     ("cross-field", "hpo", "--set loss.lam_cov=0", {}, "loss.lam_cov: 0.0 must be > 0"),
     ("num-workers", "train", "--family riscov --num-workers 0", {}, "--num-workers must be >= 1, got 0"),
+    ("run-does-not-fit", "train", "--family riscov --gpus-per-worker 64", {}, "the run needs 64 GPUs but the cluster has"),
     ("reset-optimizer-alone", "train", "--family riscov --reset-optimizer", {}, "--reset-optimizer needs --resume CHECKPOINT"),
     ("resume-no-name", "train", "--family riscov --resume", {}, "--resume without a checkpoint continues a named run: give --name NAME"),
     ("ckpt-missing", "train", "--family riscov --resume {inputs}/nope", {}, "checkpoint {inputs}/nope not found (expected a folder with state.pt)"),

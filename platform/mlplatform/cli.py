@@ -3,15 +3,76 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import re
+import signal
 import sys
-from typing import Any, Callable, Mapping
+import threading
+from typing import Any, Callable, Mapping, TypeVar
 
 from mlplatform.config import ConfigError, describe
 
 
 class UsageError(ConfigError):
     """A bad flag combination."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached a job. A KeyboardInterrupt, so every ``except KeyboardInterrupt`` that
+    ends runs as interrupted (the sweep driver's) treats SIGTERM the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def raise_on_stop_signals() -> None:
+    """From now on SIGINT and SIGTERM raise :class:`JobInterrupted` in the main thread (once: a second
+    signal while the job cleans up is ignored, the cleanup has its own deadline)."""
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        exit_after(7.0, 128 + signum)  # within 10 s whatever the cleanup meets (a loaded machine delays threads by seconds)
+        raise JobInterrupted(signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+T = TypeVar("T")
+
+
+def call_interruptibly(fn: Callable[[], T]) -> T:
+    """``fn()`` in a helper thread while the main thread waits for it, so our SIGINT/SIGTERM handlers
+    keep working: Ray Train's ``fit`` installs its own SIGINT handler (a graceful abort that took 25 s
+    and ignored SIGTERM) and Ray Tune its own, but both only from the main thread."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread below
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="ray-fit", daemon=True)
+    t.start()
+    while t.is_alive():
+        t.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def exit_after(seconds: float, code: int) -> None:
+    """A last resort for an interrupted job: whatever its cleanup is doing, the process ends with
+    ``code`` after ``seconds`` (a daemon timer; a cleanup that finishes first returns normally)."""
+    timer = threading.Timer(seconds, lambda: os._exit(code))
+    timer.daemon = True
+    timer.start()
 
 
 def add_config_args(p: argparse.ArgumentParser, default_family: str | None = None, preset_default: str = "auto") -> None:
@@ -71,12 +132,22 @@ def one_line_errors(main: Callable[..., int | None]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(*a: Any, **k: Any) -> int:
+        # a job may install its stop-signal handlers (raise_on_stop_signals); a test calling main() in-process
+        # gets its own back afterwards
+        main_thread = threading.current_thread() is threading.main_thread()
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
         try:
             return int(main(*a, **k) or 0)
         except (ConfigError, CheckpointError) as e:
             print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
             return 2
+        except JobInterrupted as e:
+            print(f"interrupted by {signal.Signals(e.signum).name}", file=sys.stderr, flush=True)
+            return e.exit_code
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            print("interrupted", file=sys.stderr, flush=True)
             return 130
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
     return wrapper

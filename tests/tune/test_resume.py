@@ -69,6 +69,8 @@ def test_killed_driver_resumes_without_duplicates(home, tmp_path, check_study):
     assert "already holds step 1" in r.stdout + r.stderr, r.stdout[-3000:]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["n_trials"] == N
+    # the summary's clock is the progress lines' (from the sweep's start), with this session's share
+    assert summary["since_start_s"] > summary["wall_s"] and "s of it in this session" in r.stdout
     cl = MlflowClient(uri)
     exp = cl.get_experiment_by_name("riscov")
     runs = children(cl, exp.experiment_id, summary["parent_run_id"])

@@ -41,9 +41,13 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 
 def default_artifact_root(uri: str) -> str | None:
-    """Artifacts of the default sqlite store go to ``<repo>/mlartifacts`` (a server decides its own)."""
-    if uri.startswith("sqlite:"):
-        return str(repo_root() / "mlartifacts")
+    """Artifacts of a sqlite store go to ``mlartifacts/`` beside the database file (the default store's:
+    ``<repo>/mlartifacts``; ``sqlite:////data/x.db``'s: ``/data/mlartifacts``, never into the repository).
+    A server decides its own."""
+    if uri.startswith("sqlite:///"):
+        db = uri[len("sqlite:///"):].split("?", 1)[0]
+        if db and db != ":memory:":
+            return str(Path(db).resolve().parent / "mlartifacts")
     return None
 
 

@@ -81,6 +81,20 @@ def TuneReporter() -> RayReporter:  # noqa: N802 - the name benchmarks use
     return RayReporter("tune")
 
 
+# Ray Train v2 retries a failing controller (a worker group that cannot start, e.g. workers that cannot be
+# placed) without limit by default: a run that could never start never ended. Each try waits
+# RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S (Ray's default 60 s), so a run that cannot start ends after
+# (CONTROLLER_FAILURE_LIMIT + 1) x that timeout, FAILED, with the reason.
+CONTROLLER_FAILURE_LIMIT = 2
+
+
+def failure_config(max_failures: int) -> Any:
+    """Worker failures retried ``max_failures`` times from the last checkpoint; controller failures bounded."""
+    from ray.train import FailureConfig
+
+    return FailureConfig(max_failures=max_failures, controller_failure_limit=CONTROLLER_FAILURE_LIMIT)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point of every ``TorchTrainer`` worker: ``config["run"]`` is the run's :class:`RunOptions`."""
     run_training(config["run"], RayReporter("train", config.get("record_placement_group", False)))
@@ -148,7 +162,7 @@ def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
                                                            **({"GPU": gpus} if gpus > 0 else {})}),
         # same name + storage on a restored sweep: Train v2 resumes this trial from its latest checkpoint
         run_config=RunConfig(name=f"train-{trial_id}", storage_path=base.storage_path,
-                             callbacks=[TuneReportCallback()]),
+                             failure_config=failure_config(0), callbacks=[TuneReportCallback()]),
     )
     trainer.fit()
 
@@ -159,8 +173,12 @@ def ensure_env_for_workers() -> dict[str, str]:
            if k in ("MLFLOW_TRACKING_URI", "MLPLATFORM_HOME", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
                     "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                     "MLPLATFORM_MLFLOW_RETRY_S", "MLPLATFORM_MIN_FREE_MB", "MLPLATFORM_SYSTEM_METRICS",
-                    "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING")}
+                    "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING",
+                    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S")}
     # Ray Train v2's controller polls its workers at this interval, and each report waits for the next
     # poll: at the default interval a short epoch paid about 2 s per report
     env.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"))
+    # Train v2 re-routes a worker's print() to its logger *and*, once anything has wrapped sys.stdout (rank 0
+    # has MLflow), also prints it: every epoch line of rank 0 came out twice. Plain prints, once.
+    env.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", os.environ.get("RAY_TRAIN_ENABLE_PRINT_PATCH", "0"))
     return env

@@ -100,13 +100,17 @@ def from_error(exc: BaseException, limit: int = 400) -> Outcome:
     cause = find_cause(exc, LossBoundError)
     if cause is not None:
         return Outcome("loss_guard", str(cause))
+    stuck = find_cause(exc, BaseException, name="WorkerGroupStartupTimeoutError")
+    if stuck is not None:  # Ray's text goes on with three "potential causes": the first sentence is the reason
+        return Outcome("failed", "workers could not be started: " + str(stuck).split(". Potential causes")[0][:limit])
     text = str(exc).strip()
     return Outcome("failed", text.splitlines()[-1][:limit] if text else type(exc).__name__)
 
 
-def find_cause(exc: BaseException | None, kind: type) -> BaseException | None:
-    """The first exception of type ``kind`` in ``exc``'s chain: ``__cause__``/``__context__``, Ray's
-    ``RayTaskError.cause`` and Ray Train's ``WorkerGroupError.worker_failures``."""
+def find_cause(exc: BaseException | None, kind: type, name: str = "") -> BaseException | None:
+    """The first exception of type ``kind`` (and class ``name``, when given: Ray's classes without
+    importing Ray) in ``exc``'s chain: ``__cause__``/``__context__``, Ray's ``RayTaskError.cause``, Ray
+    Train's ``WorkerGroupError.worker_failures`` and ``ControllerError.controller_failure``."""
     seen: set[int] = set()
     todo = [exc]
     while todo:
@@ -114,9 +118,9 @@ def find_cause(exc: BaseException | None, kind: type) -> BaseException | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, kind):
+        if isinstance(e, kind) and (not name or type(e).__name__ == name):
             return e
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+        todo += [getattr(e, "cause", None), getattr(e, "controller_failure", None), e.__cause__, e.__context__]
         failures = getattr(e, "worker_failures", None)
         if isinstance(failures, dict):
             todo += [f for f in failures.values() if isinstance(f, BaseException)]

@@ -44,11 +44,14 @@ class RunState:
         self.best, self.best_epoch, self.bad_vals, self.monitor = None, -1, 0, fresh_state()
 
     def to_payload(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch,
-                "bad_vals": self.bad_vals, **self.monitor}
+        # the checkpoint counts epochs as people and the MLflow ``best_epoch`` tag do (1 = the first epoch,
+        # 0 = none yet); ``epoch_base`` tells it apart from checkpoints that stored the 0-based index
+        return {"epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch + 1,
+                "epoch_base": 1, "bad_vals": self.bad_vals, **self.monitor}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "RunState":
         monitor = {k: payload[k] if k in payload else t() for k, t in STATE_KEYS.items()}
+        best_epoch = int(payload["best_epoch"]) - int(payload.get("epoch_base", 0))
         return cls(epoch=int(payload["epoch"]), step=int(payload["step"]), best=payload["best"],
-                   best_epoch=int(payload["best_epoch"]), bad_vals=int(payload["bad_vals"]), monitor=monitor)
+                   best_epoch=best_epoch, bad_vals=int(payload["bad_vals"]), monitor=monitor)

@@ -112,15 +112,10 @@ def validate_spec(spec: SweepSpec) -> CheckedSweep:
 
 def check_fits(spec: SweepSpec, resources: dict[str, Any]) -> None:
     """One trial must fit the cluster, or Ray waits forever for workers that never start."""
-    cpus = spec.cpus_per_worker * spec.workers_per_trial + (0.01 if spec.workers_per_trial > 1 else 0.0)
-    if cpus > resources.get("CPU", 0) + 1e-9:
-        raise ConfigError(f"one trial needs {cpus:g} CPUs ({spec.workers_per_trial} worker(s) x --cpus-per-worker "
-                          f"{spec.cpus_per_worker:g}{' + 0.01 for the trial driver' if spec.workers_per_trial > 1 else ''}) "
-                          f"but the cluster has {resources.get('CPU', 0):g}; lower --cpus-per-worker or --workers-per-trial")
-    gpus = spec.gpus_per_worker * spec.workers_per_trial
-    if gpus > resources.get("GPU", 0) + 1e-9:
-        raise ConfigError(f"one trial needs {gpus:g} GPUs but the cluster has {resources.get('GPU', 0):g}; "
-                          f"lower --gpus-per-worker or --workers-per-trial")
+    from mlplatform.raycluster import check_fits as fits
+
+    fits(resources, spec.workers_per_trial, spec.cpus_per_worker, spec.gpus_per_worker,
+         driver_cpus=0.01 if spec.workers_per_trial > 1 else 0.0)
 
 
 def fit_concurrency(spec: SweepSpec, resources: dict[str, Any]) -> int:
@@ -189,7 +184,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
         logger.log_text(Path(space.path).read_text(), "search_space.yaml")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / STATE_FILE).write_text(json.dumps({"spec": asdict(spec), "parent_run_id": parent,
-                                                        "experiment_id": exp_id}, indent=2))
+                                                        "experiment_id": exp_id, "started_at": time.time()}, indent=2))
     try:
         if resume:
             retire_orphan_runs(cl, exp_id, parent, sweep_dir)
@@ -199,12 +194,22 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
         results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume)
     except BaseException as e:
         # never leave the parent RUNNING; an interrupted sweep is continued with --resume
+        if isinstance(e, KeyboardInterrupt):
+            ray.shutdown()  # first: no trial may end its run (or start another) after we ended them KILLED
         ended = (Outcome("interrupted", "(continue with --resume)") if isinstance(e, KeyboardInterrupt)
                  else Outcome("failed", f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"))
         mu.end_run_if_running(cl, parent, ended.status, {"stop_reason": ended.render()})
+        if isinstance(e, KeyboardInterrupt):
+            for run in mu.iter_child_runs(cl, exp_id, parent):  # the trials stopped with it
+                if run.info.status == "RUNNING":
+                    mu.end_run_if_running(cl, run.info.run_id, ended.status, {"stop_reason": ended.render()})
         raise
     summary = summarize(results[0], space, spec, cl, uri, exp_id, parent, results[1])
     summary.update(optuna_storage=resolve_storage(uri, spec.optuna_storage), optuna_study=spec.name)
+    # a restored sweep's progress lines count from the sweep's start (Tune restores the progress callback
+    # with its clock); the summary gives that same clock, and this session's share of it
+    started = json.loads((sweep_dir / STATE_FILE).read_text()).get("started_at")
+    summary["since_start_s"] = time.time() - started if started else summary["wall_s"]
     try:
         from mlplatform.tune.report import write_sweep_report
 
@@ -305,7 +310,9 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             ),
         )
-    results = tuner.fit()
+    from mlplatform.cli import call_interruptibly
+
+    results = call_interruptibly(tuner.fit)  # off the main thread: SIGINT/SIGTERM stay ours (jobs/hpo.py)
     return results, time.time() - t0
 
 
@@ -345,7 +352,8 @@ def summarize(results: Any, space: Any, spec: SweepSpec, cl: Any, uri: str, exp_
                                "parent_run_id": parent, "experiment_id": exp_id, "tracking_uri": uri,
                                "metric": metric, "mode": mode}
     logger = mu.RunLogger(parent, uri)
-    if best is not None and best.metrics_dataframe is not None:
+    # every trial failed before reporting the metric: Tune may still name a "best" result without it
+    if best is not None and best.metrics_dataframe is not None and metric in best.metrics_dataframe.columns:
         df = best.metrics_dataframe
         col = df[metric]
         value = float(col.min() if mode == "min" else col.max())
