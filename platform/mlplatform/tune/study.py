@@ -84,6 +84,7 @@ class StudySearch(OptunaSearch):
         self._storage_url = storage_url
         self._runs = runs
         self._run_ids: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}
 
     def suggest(self, trial_id: str) -> dict | None:
         params = super().suggest(trial_id)
@@ -100,9 +101,14 @@ class StudySearch(OptunaSearch):
                 self._run_ids[trial_id] = run_id
                 ot_trial.set_user_attr("mlflow_run_id", run_id)
         v = None if isinstance(self.metric, list) else result.get(self.metric)
-        if isinstance(v, (int, float)) and math.isfinite(v) and "training_iteration" in result:
+        step = result.get("training_iteration")
+        # on_trial_complete replays the last report, which on_trial_result usually saw already; a searcher
+        # restored from a snapshot older than this field starts without it
+        last = self.__dict__.setdefault("_last_step", {})
+        if isinstance(v, (int, float)) and math.isfinite(v) and step is not None and step != last.get(trial_id):
             try:
-                ot_trial.report(float(v), result["training_iteration"])
+                ot_trial.report(float(v), step)
+                last[trial_id] = step
             except Exception as e:  # noqa: BLE001 - finished in the store already (a resumed trial)
                 log.warning("Optuna trial of %s not updated: %s", trial_id, e)
 
