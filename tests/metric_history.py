@@ -5,14 +5,20 @@ import math
 
 from mlflow.tracking import MlflowClient
 
-TIMING = ("sys/epoch_time_s",)  # wall-clock values: the same steps, values differ run to run
+# wall-clock values: the same steps, values differ run to run
+TIMING = ("sys/epoch_time_s", "sys/data_wait_frac")
+# MLflow's system-metrics monitor samples on a clock (every 10 s), not per epoch: neither steps nor values
+# are a function of the training, so they are left out of the comparison
+CLOCKED_PREFIX = "system/"
 
 
 def history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
-    """Every metric of a run as (step, value) points in step order; timing metrics as steps only."""
+    """Every per-epoch metric of a run as (step, value) points in step order; timing metrics as steps only."""
     cl = MlflowClient(uri)
     out = {}
     for key in cl.get_run(run_id).data.metrics:
+        if key.startswith(CLOCKED_PREFIX):
+            continue
         pts = sorted((m.step, m.value) for m in cl.get_metric_history(run_id, key))
         out[key] = [(s, math.nan if key in TIMING else v) for s, v in pts]
     return out

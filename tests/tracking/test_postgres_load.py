@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.tracking.postgres import LocalPostgres, bin_dir
+from mlplatform.tracking.postgres import LocalPostgres, bin_dir, pid_alive
 from mlplatform.tracking.server import MlflowServer
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -32,4 +32,4 @@ def test_concurrent_writers_through_postgres_lose_and_repeat_nothing(tmp_path, m
         assert pg.sqlalchemy_uri().startswith("postgresql+psycopg://mlflow:")  # a real database, by password
     assert out["points"] == 4 * 10 * 20 and out["all_ended"]
     assert (out["lost"], out["duplicated"], out["wrong"]) == (0, 0, 0)
-    assert not Path(f"/proc/{pid}").exists()  # the postmaster was stopped (by its PID)
+    assert not pid_alive(pid)  # the postmaster was stopped (by its PID)

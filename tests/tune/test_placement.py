@@ -59,17 +59,10 @@ def _reserved() -> list[str]:
 def test_multi_worker_asha_sweep_beside_another_ray_leaves_no_group_reserved(
         ray_session, second_ray, mlflow_uri, tmp_path, monkeypatch):
     t0 = time.time()
-    # without being told, an address-less lookup cannot tell this instance from the other(s)...
-    from ray.dashboard.utils import get_address_for_submission_client
-
+    # Without being told, an address-less lookup guesses: it finds "multiple active Ray instances", or
+    # whichever instance last wrote /tmp/ray/ray_current_cluster (ours or the other one, by start order).
+    # Our workers are told: Ray Train's cleaner, in a worker, queries this instance.
     ours = "http://" + ray._private.worker.get_dashboard_url()
-    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
-    try:
-        guessed = get_address_for_submission_client(None)
-    except ConnectionError as e:  # "Found multiple active Ray instances"
-        guessed = str(e)
-    assert guessed != ours
-    # ...our workers are told: Ray Train's cleaner, in a worker, queries this instance
     seen, _ = ray.get(_api_server_seen_by_a_worker.remote())
     assert seen == ours
 

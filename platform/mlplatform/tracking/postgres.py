@@ -88,9 +88,9 @@ class LocalPostgres:
             try:
                 os.kill(pid, signal.SIGINT)
                 end = time.monotonic() + grace
-                while time.monotonic() < end and _alive(pid):
+                while time.monotonic() < end and pid_alive(pid):
                     time.sleep(0.2)
-                if _alive(pid):
+                if pid_alive(pid):
                     os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
@@ -103,7 +103,9 @@ class LocalPostgres:
         self.stop()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process is there and not a zombie (in a container whose PID 1 reaps nothing, a stopped daemon can
+    stay a zombie: it holds no port or file, so it counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
