@@ -21,6 +21,17 @@ import pyarrow.parquet as pq
 MANIFEST = "manifest.json"
 
 
+def ray_if_up() -> Any:
+    """Ray's module when this process is connected to a Ray cluster, else None: the data builders then run
+    here, one step after another. None also when Ray is not installed, so a cache made elsewhere is read
+    (and a small one rebuilt) on a bare GPU machine (``benchmarks/gpu.py --prepared``)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return ray if ray.is_initialized() else None
+
+
 def fingerprint(obj: Any, version: str = "1") -> str:
     """A short stable hash of a JSON-able description of the content (config + generator version)."""
     blob = json.dumps({"v": version, "obj": obj}, sort_keys=True, default=str).encode()

@@ -164,11 +164,11 @@ def open_logger(opts: RunOptions, fam: Family, cfg: Config, rank: int, world: in
                 val_record: dict[str, Any], device: torch.device, start_epoch: int) -> Any:
     """Rank 0's MLflow ``RunLogger`` with the run's params and tags (and MLflow's system-metrics monitor
     on the run), or None."""
+    if rank != 0 or not opts.mlflow_run_id:
+        return None  # before the imports: a run without tracking (gpu.py on a bare GPU box) needs no MLflow
     from mlplatform.tracking import system_metrics
     from mlplatform.tracking.mlflow_utils import RunLogger
 
-    if rank != 0 or not opts.mlflow_run_id:
-        return None
     logger = RunLogger(opts.mlflow_run_id, opts.tracking_uri, epoch_marker=EPOCH_MARKER)
     system_metrics.start(logger.run_id, logger.uri, resume=start_epoch > 0)
     logger.log_params(flatten(cfg))

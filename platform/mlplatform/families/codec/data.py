@@ -19,6 +19,7 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.data.audio import list_audio
 from mlplatform.families.codec.config import SAMPLE_RATE, CodecConfig
 from mlplatform.families.creative import music
@@ -42,7 +43,7 @@ def _render(i: int, clip_s: float, seed: int, out: str) -> str:
 
 def make_corpus(cfg: CodecConfig) -> Path:
     """Render the generated corpus once (Ray tasks when Ray is up); return its folder."""
-    import ray
+    ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
     d = cfg.data
     key = {"n_clips": d.n_clips, "clip_s": d.clip_s, "seed": d.seed, "sample_rate": SAMPLE_RATE}
@@ -51,7 +52,7 @@ def make_corpus(cfg: CodecConfig) -> Path:
     def build(tmp: Path) -> dict[str, Any]:
         tmp.mkdir(parents=True, exist_ok=True)
         print(f"[data] rendering {d.n_clips} clips of {d.clip_s:g} s with fluidsynth -> {folder}", flush=True)
-        if ray.is_initialized():
+        if ray is not None:
             task = ray.remote(num_cpus=1)(_render)
             names = ray.get([task.remote(i, d.clip_s, d.seed, str(tmp)) for i in range(d.n_clips)])
         else:

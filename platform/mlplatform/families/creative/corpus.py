@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.families.creative import music
 from mlplatform.paths import repo_root
 
@@ -35,16 +36,16 @@ def _render_pair(i: int, clip_s: float, seed: int, out: str) -> dict[str, Any]:
 
 def make_corpus(cfg: Any) -> Path:
     """Render the generated corpus once (Ray tasks when Ray is up) and return its folder."""
-    import ray
+    ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
     folder = data_root(cfg) / "corpus" / cache.fingerprint(corpus_key(cfg), CORPUS_VERSION)
     d = cfg.data
 
     def build(tmp: Path) -> dict[str, Any]:
-        how = "Ray tasks" if ray.is_initialized() else "local steps"
+        how = "Ray tasks" if ray is not None else "local steps"
         print(f"[data] rendering {d.n_pairs} input/target pairs of {d.clip_s:g} s with fluidsynth ({how}) -> {folder}",
               flush=True)
-        if ray.is_initialized():
+        if ray is not None:
             task = ray.remote(num_cpus=1)(_render_pair)
             metas = ray.get([task.remote(i, d.clip_s, d.seed, str(tmp)) for i in range(d.n_pairs)])
         else:

@@ -23,6 +23,7 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.data.streaming import RowStore, prefetch, shard_batches, shard_bounds
 from mlplatform.families.creative import music
 from mlplatform.families.creative.corpus import (  # noqa: F401 - re-exported
@@ -103,7 +104,7 @@ def latent_dir(cfg: Any, ident: Any, codec_identity: str) -> Path:
 
 def prepare_data(cfg: Any) -> dict[str, Any]:
     """Corpus (if generated) and the latent cache, each built once. Returns the cache's manifest + path."""
-    import ray
+    ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
     d = cfg.data
     pairs, problems, ident = _pairs(cfg)
@@ -118,9 +119,9 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
         items = [{"name": n, "split": splits[n], "input": str(a), "target": str(b)} for n, a, b in pairs]
         kw = {"codec_checkpoint": ckpt, "codec_seed": d.codec_seed, "clip_s": d.clip_s}
         print(f"[data] encoding {len(items)} pairs ({d.clip_s:g} s, {codec.frames(d.clip_s)} frames at "
-              f"{codec.frame_rate:g}/s) with {'Ray Data' if ray.is_initialized() else 'a local loop'} -> {folder}",
+              f"{codec.frame_rate:g}/s) with {'Ray Data' if ray is not None else 'a local loop'} -> {folder}",
               flush=True)
-        if ray.is_initialized():
+        if ray is not None:
             ds = ray.data.from_items(items).map_batches(encode_batch, batch_size=d.encode_batch, batch_format="pandas",
                                                         fn_kwargs=kw, num_cpus=1)
             df = ds.to_pandas()

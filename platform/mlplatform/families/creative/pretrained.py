@@ -14,6 +14,7 @@ from typing import Any
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 
 CODEC_CACHE_VERSION = "creative-trained-codec-1"
 
@@ -104,7 +105,7 @@ def _train(ccfg_dict: dict[str, Any], out: str, tracking_uri: str | None) -> dic
 
 def ensure_trained(cfg: Any) -> Path:
     """The trained codec's checkpoint (``state.pt``), training it once if the cache lacks it."""
-    import ray
+    ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
     from mlplatform.tracking import mlflow_utils as mu
 
@@ -112,11 +113,11 @@ def ensure_trained(cfg: Any) -> Path:
 
     def build(tmp: Path) -> dict[str, Any]:
         tmp.mkdir(parents=True, exist_ok=True)
-        how = "a Ray task" if ray.is_initialized() else "this process"
+        how = "a Ray task" if ray is not None else "this process"
         print(f"[data] no codec checkpoint given: training the codec family's '{cfg.data.codec_preset}' preset on "
               f"this corpus once ({how}) -> {folder}", flush=True)
         uri = mu.resolve_tracking_uri()
-        if ray.is_initialized():
+        if ray is not None:
             info = ray.get(ray.remote(num_cpus=1)(_train).remote(ccfg.to_dict(), str(tmp), uri))
         else:
             info = _train(ccfg.to_dict(), str(tmp), uri)

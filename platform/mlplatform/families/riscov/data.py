@@ -15,6 +15,7 @@ import pyarrow as pa
 import torch
 
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.data.batching import iterate
 from mlplatform.protocol import DataContext, Datasets
 from mlplatform.paths import repo_root
@@ -159,7 +160,7 @@ def _write_shard(data_cfg: dict, split: str, shard: int, n: int, seed: int, out:
 
 def prepare_data(cfg: Any) -> dict[str, Any]:
     """Make the train/val/test splits once: one Ray task per shard (in-process if Ray is not up)."""
-    import ray
+    ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
     folder = cache_dir(cfg)
     data_cfg = dataclasses.asdict(cfg.data)
@@ -167,8 +168,8 @@ def prepare_data(cfg: Any) -> dict[str, Any]:
     def build(tmp: Path) -> dict[str, Any]:
         shards = _shards(cfg)
         print(f"[data] simulating {sum(s[2] for s in shards)} riscov items in {len(shards)} "
-              f"{'Ray tasks' if ray.is_initialized() else 'local steps'} -> {folder}", flush=True)
-        if ray.is_initialized():
+              f"{'Ray tasks' if ray is not None else 'local steps'} -> {folder}", flush=True)
+        if ray is not None:
             task = ray.remote(num_cpus=1)(_write_shard)
             rows = ray.get([task.remote(data_cfg, sp, s, n, seed, str(tmp)) for sp, s, n, seed in shards])
         else:

@@ -26,6 +26,7 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.data.audio import check_audio, list_audio, to_rate
 from mlplatform.data.streaming import RowStore, prefetch
 from mlplatform.families.tse.pools import (  # noqa: F401 - held_out_speakers re-exported
@@ -137,7 +138,7 @@ def index_dir(cfg: Any, corpus: Path, noise: Path, files: list[tuple[str, str, s
 
 def prepare_data(cfg: Any, log=print) -> dict[str, Any]:
     """Generate (or take) the corpus, then index/check/resample it with one Ray task per chunk of files."""
-    import ray
+    ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
     corpus, noise = ensure_sources(cfg, log)
     files = _file_list(corpus, noise)
@@ -151,8 +152,8 @@ def prepare_data(cfg: Any, log=print) -> dict[str, Any]:
         chunks = [files[i:i + n] for i in range(0, len(files), n)]
         parts = [str(tmp / "audio" / f"part-{i:05d}.parquet") for i in range(len(chunks))]
         log(f"[data] indexing {len(files)} files in {len(chunks)} "
-            f"{'Ray tasks' if ray.is_initialized() else 'local steps'} -> {folder}")
-        if ray.is_initialized():
+            f"{'Ray tasks' if ray is not None else 'local steps'} -> {folder}")
+        if ray is not None:
             task = ray.remote(num_cpus=1)(index_files)
             results = ray.get([task.remote(c, params, p) for c, p in zip(chunks, parts)])
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mlplatform.data.audio import read_audio, to_rate, write_wav
+from mlplatform.data.cache import ray_if_up
 
 ESPEAK = "espeak-ng"
 # voice variants that sound clearly different (espeak-ng-data/voices/!v); crossed with pitch and rate
@@ -187,8 +188,8 @@ def generate_corpus(out_dir: str | Path, n_speakers: int, utts_per_speaker: int,
     vs = voices(n_speakers)
     args = [(v, utts_per_speaker, out, seed * 10_007 + i, sample_rate, min_s, max_s) for i, v in enumerate(vs)]
     try:
-        import ray
-        use_ray = ray.is_initialized()
+        ray = ray_if_up()  # None: build here (Ray not started or not installed)
+        use_ray = ray is not None
     except ImportError:  # pragma: no cover - ray is a dependency
         use_ray = False
     log(f"[data] espeak-ng: {n_speakers} speakers x {utts_per_speaker} utterances -> {out} "

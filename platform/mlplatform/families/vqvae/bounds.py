@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.families.vqvae import data as D
 from mlplatform.families.vqvae.losses import per_sample_mse
 
@@ -96,11 +97,11 @@ def ensure_ceiling(cfg: Any, fam: Any, remote: bool = True) -> Path:
     folder = ceiling_dir(cfg)
 
     def build(tmp: Path) -> dict[str, Any]:
-        import ray
+        ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
         c = ceiling_config(cfg).to_dict()
         print(f"[vqvae] training the unquantised ceiling once -> {folder}", flush=True)
-        if remote and ray.is_initialized():
+        if remote and ray is not None:
             res = ray.get(ray.remote(num_cpus=1)(_train_ceiling).remote(fam, c, str(tmp)))
         else:
             res = _train_ceiling(fam, c, str(tmp))

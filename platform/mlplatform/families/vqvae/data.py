@@ -18,6 +18,7 @@ import torch
 
 from mlplatform.config import ConfigError
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.data.batching import iterate
 from mlplatform.families.vqvae import features as feat
 from mlplatform.families.vqvae.analysis.runner import AnalysisParams, analyze
@@ -57,11 +58,11 @@ def ensure_table(cfg: Any) -> Path:
     folder = generated_dir(cfg)
 
     def build(tmp: Path) -> dict[str, Any]:
-        import ray
+        ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
         n, seed, gen = cfg.data.n_rows, cfg.data.seed, cfg.data.generator
         print(f"[data] generating a {n}-row feature table ({gen} groups) with known structure -> {folder}", flush=True)
-        rows = (ray.get(ray.remote(num_cpus=1)(_generate).remote(n, seed, str(tmp), gen)) if ray.is_initialized()
+        rows = (ray.get(ray.remote(num_cpus=1)(_generate).remote(n, seed, str(tmp), gen)) if ray is not None
                 else _generate(n, seed, str(tmp), gen))
         return {"family": "vqvae", "generator": feat.GENERATOR_VERSION, "groups": gen, "rows": rows, "seed": seed,
                 "table": TABLE_DIR, "ground_truth": TRUTH_FILE}

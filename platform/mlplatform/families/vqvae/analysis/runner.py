@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlplatform.data import cache
+from mlplatform.data.cache import ray_if_up
 from mlplatform.families.vqvae import features as feat
 from mlplatform.families.vqvae.analysis.characteristics import characterize, discover_categories
 from mlplatform.families.vqvae.analysis.strategies import ALL_STRATEGIES, DEFAULT_BASE_RATIOS, compute_ratios
@@ -124,10 +125,10 @@ def analyze(table_path: str | Path, strategies: list[str] | tuple[str, ...], par
     dirs = {s: strategy_dir(cache_root, data_fp, s, params) for s in strategies}
     missing = [s for s, d in dirs.items() if cache.read_manifest(d) is None]
     if missing:
-        import ray
+        ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
         args = (table_path, missing, params.to_dict(), str(cache_root), data_fp)
-        if ray.is_initialized():
+        if ray is not None:
             print(f"[analysis] computing {', '.join(missing)} for table {data_fp} in a Ray task", flush=True)
             task = ray.remote(num_cpus=1)(run_analysis)
             try:
