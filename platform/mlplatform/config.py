@@ -317,7 +317,8 @@ class TrainSection:
     early_stop_patience: int = F(0, ge=0, help="stop after N validations without improvement; 0 = off")
     guard_patience: int = F(3, ge=1, help="validations a guard may be violated before it fires")
     guard_action: Literal["flag", "stop"] = F("flag", help="flag the run, or stop it (sweeps use stop)")
-    amp: Literal["auto", "off", "bf16", "fp16"] = F("auto", help="autocast on GPU; auto = bf16 where supported")
+    amp: Literal["auto", "off", "bf16", "fp16"] = F("auto", help="autocast: auto = bf16 on a GPU, off on a CPU; "
+                                                              "bf16 = also on a CPU (PyTorch's CPU autocast)")
     num_threads: int = F(0, ge=0, help="torch threads per worker; 0 = the CPUs Ray gave this worker")
     # selection contract (mlplatform.integrity.contracts): empty = the family's declared selection metric
     selection_metric: str = F("", help="checkpoint-selection and sweep metric, e.g. val/nmse_blend; empty = the "

@@ -100,7 +100,10 @@ def _device(opts: RunOptions, cfg: Config, local_rank: int) -> torch.device:
 
 
 def _amp(cfg: Any, device: torch.device) -> tuple[bool, torch.dtype]:
-    if device.type != "cuda" or cfg.train.amp == "off":
+    """(autocast on?, its dtype). On a GPU ``auto`` is bf16; on a CPU only an explicit ``bf16`` turns it on
+    (PyTorch's CPU autocast): the tests run every family that way, which catches the ops that refuse bf16
+    (complex construction, FFTs) without a GPU."""
+    if cfg.train.amp == "off" or (device.type != "cuda" and cfg.train.amp != "bf16"):
         return False, torch.float32
     if cfg.train.amp == "fp16":
         return True, torch.float16

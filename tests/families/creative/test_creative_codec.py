@@ -71,3 +71,27 @@ def test_codec_precedence_user_checkpoint_then_trained_then_random_opt_in(creati
         assert logger.tags["codec.pretrained"] == pretrained and codec.pretrained == (pretrained == "true")
     with pytest.raises(ConfigError, match="codec_preset"):
         creative_cfg.override({"data.codec_preset": "nope"})
+
+
+def test_decode_with_gradients_runs_the_lstms_in_train_mode_and_changes_nothing():
+    """cuDNN's LSTM backward refuses a forward run in eval mode (an H200 stopped creative's first step):
+    when gradients flow to the latents the decoder's LSTMs run in train mode (no dropout: same output),
+    and the codec is back in eval mode afterwards."""
+    codec = load_codec("", seed=0, cache=False, quiet=True)
+    lstms = [m for m in codec.model.decoder.modules() if isinstance(m, torch.nn.LSTM)]
+    assert lstms  # EnCodec 24 kHz has a 2-layer LSTM in its decoder
+    seen: list[bool] = []
+    hooks = [m.register_forward_pre_hook(lambda mod, _: seen.append(mod.training)) for m in lstms]
+    z = torch.randn(1, 128, 6)
+    with torch.no_grad():
+        ref = codec.decode(z)
+    assert seen == [False] * len(lstms)
+    seen.clear()
+    zg = z.clone().requires_grad_(True)
+    out = codec.decode(zg)
+    out.pow(2).sum().backward()
+    assert seen == [True] * len(lstms) and zg.grad is not None
+    assert torch.allclose(out.detach(), ref, atol=1e-6)
+    assert not any(m.training for m in codec.modules())
+    for h in hooks:
+        h.remove()

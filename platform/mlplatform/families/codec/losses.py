@@ -13,11 +13,13 @@ _MELS: dict[tuple[int, str], torch.nn.Module] = {}
 
 
 def _flat(x: torch.Tensor, name: str) -> torch.Tensor:
+    """[B, 1, N] or [B, N] -> [B, N] in float32: under bf16 autocast the decoder's output is bf16, which
+    the FFTs here refuse (cuFFT and MKL alike), and the losses are summed in float32 anyway."""
     if x.dim() == 3 and x.shape[1] == 1:
-        return x[:, 0]
+        return x[:, 0].float()
     if x.dim() != 2:
         raise ValueError(f"{name}: expected a waveform [B, 1, N] or [B, N], got {tuple(x.shape)}")
-    return x
+    return x.float()
 
 
 def _pair(est: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

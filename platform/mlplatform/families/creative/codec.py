@@ -90,7 +90,21 @@ class Codec(nn.Module):
         """Waveform from continuous latents (no quantisation). Shape: [B, 128, T] -> [B, 1, T·hop]."""
         if latents.dim() != 3 or latents.shape[1] != self.dim:
             raise ValueError(f"expected latents [B, {self.dim}, T], got {tuple(latents.shape)}")
-        return self.model.decoder(latents)
+        if not (torch.is_grad_enabled() and latents.requires_grad):
+            return self.model.decoder(latents)
+        # gradients flow through the frozen decoder to the selector: cuDNN's LSTM backward refuses a
+        # forward run in eval mode ("cudnn RNN backward can only be called in training mode", seen on an
+        # H200). The decoder's LSTMs have no dropout, so train mode computes the same output.
+        lstms = [m for m in self.model.decoder.modules() if isinstance(m, nn.LSTM) and not m.training]
+        if any(m.dropout for m in lstms):
+            raise RuntimeError("codec decoder LSTM has dropout: train mode would change its output")
+        for m in lstms:
+            m.training = True
+        try:
+            return self.model.decoder(latents)
+        finally:
+            for m in lstms:
+                m.training = False
 
 
 def _build_model(seed: int) -> nn.Module:

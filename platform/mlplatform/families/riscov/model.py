@@ -129,12 +129,14 @@ class CovEstimator(nn.Module):
         """Shape: r_samp [B, N, N] complex -> R_pred [B, N, N] complex, Hermitian PSD, trace = tr(R_samp)."""
         if self.core == "spectrum":
             spec, noise, x = self.spectrum(r_samp)
-            lags = torch.complex(spec @ self.lag_cos, spec @ self.lag_sin).to(r_samp.dtype)  # [B, N]
+            # .float(): under bf16 autocast the products are bf16, which torch.complex refuses
+            lags = torch.complex((spec @ self.lag_cos).float(), (spec @ self.lag_sin).float()).to(r_samp.dtype)  # [B, N]
             lags = lags + torch.nn.functional.pad(noise[:, None], (0, self.n - 1)).to(r_samp.dtype)
         else:
             out, x = self.raw(r_samp)
             n = self.n
             # lag-0 correction is real, lags 1..N-1 complex: 2N-1 outputs
+            out = out.float()  # bf16 under autocast; torch.complex takes half/float/double only
             delta = torch.complex(out[:, :n], torch.nn.functional.pad(out[:, n:], (1, 0))).to(r_samp.dtype)
             lags = toeplitz_lags(x) + delta
         t = toeplitz_from_lags(lags)
