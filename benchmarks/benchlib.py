@@ -23,8 +23,13 @@ REPO = HERE.parent
 
 
 def machine() -> dict[str, Any]:
-    import ray
     import torch
+
+    try:
+        import ray
+        ray_version = ray.__version__
+    except ImportError:  # gpu.py --prepared runs bare on a GPU machine that may not have Ray
+        ray_version = "absent"
 
     cpu = ""
     try:
@@ -33,7 +38,7 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):
         cpu = _stdlib_platform.processor()
     return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
-            "torch": torch.__version__, "ray": ray.__version__, "python": _stdlib_platform.python_version(),
+            "torch": torch.__version__, "ray": ray_version, "python": _stdlib_platform.python_version(),
             "cuda": torch.cuda.is_available()}
 
 

@@ -100,7 +100,17 @@ def rows(r: dict[str, Any]) -> Iterator[Row]:
         yield ("profile", f"{s['family']} step before / after the gLN fix", _f(s["speedup"]), "-", "-")
     s = r.get("gpu")
     if s:
-        yield ("7 GPU", "full presets on a GPU", "not run (no CUDA)" if s.get("skipped") else "see JSON", "-", "-")
+        if s.get("skipped"):
+            yield ("7 GPU", "full presets on a GPU", "not run here (no CUDA); one H200 run in section 7", "-", "-")
+        for fam, v in (s.get("families") or {}).items():
+            off, on = v.get("amp_off") or {}, v.get("amp_bf16") or {}
+            if "failed" in v or not off:
+                yield ("7 GPU", f"{fam} full preset", f"FAILED {v.get('failed', '')[:80]}", "-", "-")
+                continue
+            util = off.get("util_steady_pct", off.get("util_mean_pct", float("nan")))
+            yield ("7 GPU", f"{fam} full preset: steps/s off; bf16/off; GPU util (off)",
+                   f"{_f(off['compute'], 1)}; {_f(v.get('amp_speedup', float('nan')))}; {_f(util, 0)} %",
+                   ">= 80 %", _yes(util >= 80))
     yield from cluster_rows(r)
     for name, v in r.items():
         if "failed" in v:
