@@ -108,8 +108,10 @@ def cpu() -> CodecConfig:
     # the STFT term costs ~30% of a step (0.43 vs 0.31 s CPU) but without it the held-out mel distance
     # was 1.52 after 360 steps (0.45-0.5 with it): kept, the codec must encode what creative listens to
     c.loss.l1_weight, c.loss.stft_weight, c.loss.si_snr_weight = 10.0, 0.3, 1.0
-    c.data.n_clips, c.data.clip_s, c.data.segment_s, c.data.val_clips, c.data.val_s = 48, 8.0, 0.5, 6, 2.0
-    c.train.epochs, c.train.steps_per_epoch, c.train.batch_size, c.train.val_batches = 30, 60, 8, 1
+    # 1 s crops x 4 (the same audio per step as 0.5 s x 8): 11.35/11.87/11.80 dB over 3 seeds vs 9.16/9.30/9.35
+    # (docs/families/codec.md, "Screened on a GPU"); 0.75 s x 6 and 2 s x 2 were no better than 0.5 s x 8
+    c.data.n_clips, c.data.clip_s, c.data.segment_s, c.data.val_clips, c.data.val_s = 48, 8.0, 1.0, 6, 2.0
+    c.train.epochs, c.train.steps_per_epoch, c.train.batch_size, c.train.val_batches = 30, 60, 4, 1
     c.train.num_threads = 1  # 2 threads on a loaded 2-core box ran 10x slower per step (measured)
     c.optim.lr, c.optim.scheduler, c.optim.min_lr_ratio = 3e-3, "cosine", 0.1
     c.optim.schedule_unit, c.optim.warmup = "step", 60  # cosine per optimizer step after a 60-step warm-up
