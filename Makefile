@@ -33,7 +33,7 @@ demo: install sysdeps
 	$(BIN)/python jobs/hpo.py --n_trials 24
 
 test: install sysdeps
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 # Every benchmark in its own process (~40 min on 2 shared cores; issue 17 added ~10); JSON in benchmarks/results/latest.json,
 # the table in docs/benchmarks.md.

@@ -120,7 +120,8 @@ def nccl_check(family: str, extra: list[str]) -> dict[str, Any]:
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[0])
         n = sum(p.numel() for p in model.parameters())
         return {"backend": dist.get_backend(), "nccl_version": ".".join(map(str, torch.cuda.nccl.version())),
-                "all_reduce_ok": bool(x[0].item() == 1.0), "ddp_wrapped_params": n, "ddp_devices": list(ddp.device_ids)}
+                "all_reduce_ok": bool(x[0].item() == 1.0), "ddp_wrapped_params": n,
+                "ddp_devices": list(ddp.device_ids)}
     finally:
         dist.destroy_process_group()
 

@@ -130,7 +130,8 @@ class CovEstimator(nn.Module):
         if self.core == "spectrum":
             spec, noise, x = self.spectrum(r_samp)
             # .float(): under bf16 autocast the products are bf16, which torch.complex refuses
-            lags = torch.complex((spec @ self.lag_cos).float(), (spec @ self.lag_sin).float()).to(r_samp.dtype)  # [B, N]
+            re, im = (spec @ self.lag_cos).float(), (spec @ self.lag_sin).float()
+            lags = torch.complex(re, im).to(r_samp.dtype)  # [B, N]
             lags = lags + torch.nn.functional.pad(noise[:, None], (0, self.n - 1)).to(r_samp.dtype)
         else:
             out, x = self.raw(r_samp)
