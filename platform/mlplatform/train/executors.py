@@ -5,8 +5,8 @@
 - ``tune_trial``: a Tune *function* trainable. Single-worker trials run the loop right here, in worker
   processes Tune reuses across trials (docs/benchmarks.md, section 2, measured 0.04 s of sweep wall time
   per trial, 1.9 s per trial slot, on 2 cores); with ``workers_per_trial > 1`` it builds and fits a
-  ``TorchTrainer`` with ``TuneReportCallback`` (Ray 2.60's pattern for Train inside Tune, about 2.3x the
-  per-slot cost: it starts a worker group per trial).
+  ``TorchTrainer`` whose reports reach Tune through ``tune_bridge`` (Ray 2.60's pattern for Train inside
+  Tune, without its end-of-fit deadlock; about 2.3x the per-slot cost: it starts a worker group per trial).
 """
 from __future__ import annotations
 
@@ -148,23 +148,28 @@ def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
     if base.workers_per_trial <= 1:
         run_training(opts.replace(cpus=base.cpus_per_worker), RayReporter("tune"))
         return
-    # multi-worker trial: a TorchTrainer per trial, reporting through TuneReportCallback
+    # multi-worker trial: a TorchTrainer per trial, its reports forwarded to Tune by the training thread
+    # (tune_bridge: Ray's TuneReportCallback can deadlock the trial when fit() ends)
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from mlplatform.train.tune_bridge import fit_and_report
 
     gpus = base.gpus_per_worker
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"run": opts, "record_placement_group": True},
-        scaling_config=ScalingConfig(num_workers=base.workers_per_trial, use_gpu=gpus > 0,
-                                     resources_per_worker={"CPU": base.cpus_per_worker,
-                                                           **({"GPU": gpus} if gpus > 0 else {})}),
-        # same name + storage on a restored sweep: Train v2 resumes this trial from its latest checkpoint
-        run_config=RunConfig(name=f"train-{trial_id}", storage_path=base.storage_path,
-                             failure_config=failure_config(0), callbacks=[TuneReportCallback()]),
-    )
-    trainer.fit()
+
+    def make_trainer(callback: Any) -> Any:
+        return TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"run": opts, "record_placement_group": True},
+            scaling_config=ScalingConfig(num_workers=base.workers_per_trial, use_gpu=gpus > 0,
+                                         resources_per_worker={"CPU": base.cpus_per_worker,
+                                                               **({"GPU": gpus} if gpus > 0 else {})}),
+            # same name + storage on a restored sweep: Train v2 resumes this trial from its latest checkpoint
+            run_config=RunConfig(name=f"train-{trial_id}", storage_path=base.storage_path,
+                                 failure_config=failure_config(0), callbacks=[callback]),
+        )
+
+    fit_and_report(make_trainer)
 
 
 def ensure_env_for_workers() -> dict[str, str]:
