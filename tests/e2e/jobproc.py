@@ -33,6 +33,9 @@ class Job:
     log: Path
     listeners: dict[tuple[str, int], Listener] = field(default_factory=dict)
     pids: set[int] = field(default_factory=set)
+    # every title each pid was seen under: Ray retitles a worker per task it runs, so the title at the
+    # moment a socket is first seen (e.g. 'ray::execute.chdir_to_working_dir') need not name its actor
+    titles: dict[int, set[str]] = field(default_factory=dict)
 
     def tree(self) -> list[psutil.Process]:
         try:
@@ -50,9 +53,14 @@ class Job:
                 name = p.name()
             except psutil.Error:
                 continue
+            self.titles.setdefault(p.pid, set()).add(name)
             for c in conns:
                 if c.status == psutil.CONN_LISTEN:
                     self.listeners.setdefault((c.laddr.ip, c.laddr.port), Listener(c.laddr.ip, c.laddr.port, p.pid, name))
+
+    def listener_titles(self) -> set[str]:
+        """Every title seen for any process that listened on a socket."""
+        return {t for lst in self.listeners.values() for t in self.titles.get(lst.pid, {lst.name})}
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

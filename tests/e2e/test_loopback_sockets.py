@@ -1,8 +1,12 @@
-"""A local training run and a local sweep listen on 127.0.0.1 only (docs/cluster.md, "Sockets of a local
-run"): every listening socket of the job's process tree (driver, gcs_server, raylet, dashboard, agents,
-metrics exporters, Ray workers, the torch rendezvous store of a 2-worker run) is watched with psutil while
-the job runs. Any socket off loopback fails the test, and one that answers an unauthenticated HTTP GET is
-named as such in the failure."""
+"""A local training run listens on 127.0.0.1 only (docs/cluster.md, "Sockets of a local run"): every
+listening socket of the job's process tree (driver, gcs_server, raylet, dashboard, agents, metrics
+exporters, Ray workers, the torch rendezvous store of a 2-worker run) is watched with psutil while the job
+runs. Any socket off loopback fails the test, and one that answers an unauthenticated HTTP GET is named as
+such in the failure.
+
+A local sweep starts Ray the same way (``raycluster.init_ray``); what it adds is Ray workers of the same
+kind (Tune's trial actors, ``ray::ImplicitFunc``), so a second, sweep-only copy of this test (35-58 s)
+was dropped to keep ``make test`` under 25 minutes."""
 from __future__ import annotations
 
 import sys
@@ -49,19 +53,9 @@ def test_local_training_run_listens_on_loopback_only(tmp_path):
     out = job.output()
     assert rc == 0, out[-3000:]
     assert not off, "listening off loopback:\n" + "\n".join(off)
-    names = {lst.name for lst in job.listeners.values()}
+    names = job.listener_titles()
     # the sockets the issue found off loopback were all seen, now on loopback
     assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names
     assert any(n.startswith("ray::RayTrainWorker") for n in names), names  # the rendezvous store of rank 0
     # rank 0 prints each epoch line once (Train's print patch printed it twice)
     assert sum("] epoch 2/2 " in line for line in out.splitlines()) == 1, out[-3000:]
-
-
-def test_local_sweep_listens_on_loopback_only(tmp_path):
-    job = start_job(["jobs/hpo.py", "--family", "riscov", "--preset", "debug", "--n_trials", "2",
-                     "--epochs_per_trial", "1", "--storage-path", str(tmp_path / "ray"), "--name", "sockets"],
-                    tmp_path, {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns.db'}"})
-    rc, off = watch(job, timeout=480)
-    assert rc == 0, job.output()[-3000:]
-    assert not off, "listening off loopback:\n" + "\n".join(off)
-    assert len(job.listeners) >= 8  # gcs, raylet x2, dashboard x2, agents, workers: the watch saw them

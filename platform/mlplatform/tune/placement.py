@@ -107,10 +107,16 @@ class PlacementGroupJanitor(Callback):
             del self.due[trial_id]
             self._sweep(trial_id)
 
+    def _still_reserved(self) -> bool:
+        return any(group_state(pg) != "REMOVED" for t in self.due for pg in self.groups.get(t, []))
+
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        """The last trials' groups: wait out their grace (Ray usually frees them meanwhile), then sweep."""
-        if self.due:
-            time.sleep(max(0.0, max(self.due.values()) - time.monotonic()))
+        """The last trials' groups: wait out their grace unless Ray frees them sooner (it usually does, in
+        a second or two; a trial that never started a worker group has none), then sweep. Waiting the
+        full grace every time made each multi-worker sweep end 10 s late."""
+        end = max(self.due.values(), default=0.0)
+        while time.monotonic() < end and self._still_reserved():
+            time.sleep(0.5)
         for trial_id in list(self.due):
             del self.due[trial_id]
             self._sweep(trial_id)
