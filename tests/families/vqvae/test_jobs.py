@@ -80,3 +80,32 @@ def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, r
         a.path for a in cl.list_artifacts(pid, "comparison")}
     assert compare_compression.main(["--strategies", "bogus"]) == 2
     assert compare_compression.main(["--seeds", "0,x"]) == 2
+
+
+def test_compare_tasks_run_without_ray_and_their_results_file_is_logged(home, tmp_path, mlflow_uri, monkeypatch):
+    """benchmarks/vqvae_compare_gpu.py (a GPU machine without Ray or MLflow: a process pool, here on CPU)
+    writes the tasks' results; compare_compression --results turns them into the table and a parent run."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    out = tmp_path / "r.json"
+    sets = [a for s in SMALL for a in ("--set", s)]
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "vqvae_compare_gpu.py"), "--preset", "debug",
+                           "--strategies", "uniform", "--seeds", "0", "--workers", "2", "--out", str(out),
+                           *sets], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == {"bounds|0", "uniform|0"} and doc["meta"]["device"] == "cpu"
+    assert all("failed" not in r for r in doc["results"].values())
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    assert compare_compression.main(["--results", str(out), "--out", str(tmp_path / "cmp"), "--name", "imported"]) == 0
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| uniform |" in table and "ceiling_unquantised" in table and ", cpu." in table
+    cl, parents = _runs(mlflow_uri, "compare_compression")
+    assert len(parents) == 1 and parents[0].data.tags["compare.device"] == "cpu"
+    assert parents[0].data.params["compare.results"] == str(out)
+    doc["results"]["uniform|0"] = {"failed": "RuntimeError: boom"}
+    out.write_text(json.dumps(doc))
+    assert compare_compression.main(["--results", str(out)]) == 2  # a missing task's row is not made up

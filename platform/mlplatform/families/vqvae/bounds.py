@@ -85,7 +85,7 @@ def _train_ceiling(fam: Any, cfg_dict: dict[str, Any], tmp: str) -> dict[str, An
 
     with torch.enable_grad():  # built lazily from a validation hook, which runs under no_grad
         summary, _ = run_local({"family": fam, "cfg": cfg_dict, "work_dir": str(Path(tmp) / "run"),
-                                "verbose": False, "label": "vqvae ceiling"})
+                                "verbose": False, "label": "vqvae ceiling", "use_gpu": torch.cuda.is_available()})
     shutil.copytree(Path(summary["work_dir"]) / "best", Path(tmp) / "best")
     shutil.rmtree(Path(tmp) / "run", ignore_errors=True)
     return {"best_recon_error": summary["best"], "best_epoch": summary["best_epoch"]}

@@ -33,8 +33,9 @@ def train_and_evaluate(cfg_dict: dict[str, Any], run_id: str, uri: str, label: s
 
     t0, c0 = time.perf_counter(), time.process_time()
     torch.set_num_threads(max(1, VqvaeConfig.from_dict(cfg_dict).train.num_threads))
+    # the device torch sees: a task given a GPU by Ray (--gpus-per-task) sees one, any other task none
     summary, _ = run_local({"family": FAMILY, "cfg": cfg_dict, "mlflow_run_id": run_id, "tracking_uri": uri,
-                            "label": label, "verbose": False})
+                            "label": label, "verbose": False, "use_gpu": torch.cuda.is_available()})
     cfg, model = load_model(Path(summary["work_dir"]) / "best")
     d = evaluate_split(cfg, model, "val")
     d.update(best_epoch=summary["best_epoch"], stop_reason=summary["stop_reason"],
@@ -114,13 +115,18 @@ def _pm(v: tuple[float, float], fmt: str = ".4f") -> str:
     return f"{v[0]:{fmt}} ± {v[1]:{fmt}}"
 
 
+def _where(meta: dict[str, Any]) -> str:
+    """The accelerator the tasks trained on: a results file names its device, a Ray run counts GPUs."""
+    return meta.get("device") or (f"{meta['gpus']} GPUs" if meta.get("gpus") else "no GPU")
+
+
 def markdown(agg: dict[str, dict[str, tuple[float, float]]], bnds: list[dict[str, Any]], win: dict[str, Any],
              meta: dict[str, Any]) -> str:
     lines = ["## Compression strategies, apples to apples", "",
              f"Seeds {meta['seeds']}, preset `{meta['preset']}`, {meta['n_val']:,} held-out rows, "
              f"{meta['categories']} categories (one clustering for every run). Wall {meta['wall_s']:.0f} s, "
              f"CPU {meta['cpu_s']:.0f} s, load (1/5/15 min) before {meta['load_before']} after {meta['load_after']}, "
-             f"{meta['cpus']} CPUs.", "",
+             f"{meta['cpus']} CPUs, {_where(meta)}.", "",
              "| Strategy | Params | Recon error | Worst-category MSE | Spread (max/min) | Captured gain | "
              "Usage L0/L1/L2 | Perplexity/K L0/L1/L2 | Entropy/log K L0/L1/L2 | Dead codes |",
              "|---|---|---|---|---|---|---|---|---|---|"]
