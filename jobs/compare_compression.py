@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--seeds: {args.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds: {args.seeds!r} must name at least one seed, each once")
+    if args.gpus_per_task < 0:
+        raise UsageError(f"--gpus-per-task {args.gpus_per_task:g}: must be 0 or more")
 
     from mlplatform.families.vqvae import compare as K
     from mlplatform.registry import build_config
@@ -99,6 +101,9 @@ def _run_tasks(K, base, names, seeds, args, cl, exp, parent, uri):
 
     load_before, t0 = os.getloadavg(), time.perf_counter()
     init_ray()
+    have = ray.cluster_resources().get("GPU", 0)
+    if args.gpus_per_task > have:  # the tasks would wait for GPUs forever
+        raise UsageError(f"--gpus-per-task {args.gpus_per_task:g}: the Ray cluster has {have:g} GPUs")
     info = D.prepare_data(base)  # table + every strategy's analysis, once (the same clustering for all)
     print(f"[compare] table {info['path']}: {info['categories']} categories; {len(names)} strategies x "
           f"{len(seeds)} seeds + {len(seeds)} ceilings as Ray tasks", flush=True)

@@ -80,6 +80,8 @@ def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, r
         a.path for a in cl.list_artifacts(pid, "comparison")}
     assert compare_compression.main(["--strategies", "bogus"]) == 2
     assert compare_compression.main(["--seeds", "0,x"]) == 2
+    assert compare_compression.main(["--gpus-per-task", "-1"]) == 2
+    assert compare_compression.main(["--gpus-per-task", "1", *argv]) == 2  # this Ray has no GPU: refused
 
 
 def test_compare_tasks_run_without_ray_and_their_results_file_is_logged(home, tmp_path, mlflow_uri, monkeypatch):
