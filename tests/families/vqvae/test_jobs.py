@@ -94,12 +94,16 @@ def test_compare_tasks_run_without_ray_and_their_results_file_is_logged(home, tm
     out = tmp_path / "r.json"
     sets = [a for s in SMALL for a in ("--set", s)]
     proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "vqvae_compare_gpu.py"), "--preset", "debug",
-                           "--strategies", "uniform", "--seeds", "0", "--workers", "2", "--out", str(out),
+                           "--strategies", "uniform", "--seeds", "0", "--workers", "1", "--cpu-workers", "1",
+                           "--out", str(out),
                            *sets], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert set(doc["results"]) == {"bounds|0", "uniform|0"} and doc["meta"]["device"] == "cpu"
     assert all("failed" not in r for r in doc["results"].values())
+    # --cpu-workers: the quantised model goes to the GPU-less pool, the bounds stay with the GPU pool
+    assert doc["meta"]["placement"] == {"bounds|0": "gpu", "uniform|0": "cpu"}
+    assert doc["results"]["uniform|0"]["device"] == "cpu"
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     assert compare_compression.main(["--results", str(out), "--out", str(tmp_path / "cmp"), "--name", "imported"]) == 0

@@ -39,6 +39,7 @@ def train_and_evaluate(cfg_dict: dict[str, Any], run_id: str, uri: str, label: s
     cfg, model = load_model(Path(summary["work_dir"]) / "best")
     d = evaluate_split(cfg, model, "val")
     d.update(best_epoch=summary["best_epoch"], stop_reason=summary["stop_reason"],
+             device="cuda" if torch.cuda.is_available() else "cpu",  # where it trained: runs may mix both
              wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0)
     return d
 
