@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from mlplatform.cli import UsageError, one_line_errors
 
@@ -91,6 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _gather(ray: Any, refs: dict[tuple[str, int], Any], t0: float) -> dict[tuple[str, int], Any]:
+    """The tasks' results, in ``refs``' order, with a progress line as each one ends (a run at the research
+    scale takes most of an hour)."""
+    pending, done = {ref: key for key, ref in refs.items()}, {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        key = pending.pop(ready[0])
+        done[key] = ray.get(ready[0])
+        print(f"[compare] {key[0]} seed {key[1]} done at {time.perf_counter() - t0:.0f} s "
+              f"({len(done)}/{len(refs)})", flush=True)
+    return {key: done[key] for key in refs}
+
+
 def _run_tasks(K, base, names, seeds, args, cl, exp, parent, uri):
     """Every (strategy, seed) and each seed's bounds as Ray tasks; their results and the run's facts."""
     import ray
@@ -121,7 +135,7 @@ def _run_tasks(K, base, names, seeds, args, cl, exp, parent, uri):
                 "kind": "compare_child"}).info.run_id
             refs[(s, seed)] = train.remote(base.override(K.strategy_overrides(s, seed)).to_dict(), child, uri,
                                            f"vqvae {s} s{seed}")
-    results = dict(zip(refs, ray.get(list(refs.values()))))
+    results = _gather(ray, refs, t0)
     meta = {"preset": args.preset, "categories": info["categories"], "wall_s": time.perf_counter() - t0,
             "load_before": " ".join(f"{v:.1f}" for v in load_before),
             "load_after": " ".join(f"{v:.1f}" for v in os.getloadavg()),

@@ -50,6 +50,24 @@ def test_pca_floor_with_every_component_is_exact(home):
     assert float((coarse - xb).pow(2).mean()) > 1e-3  # 30% of the components lose information
 
 
+def test_raw_scales_option_keeps_the_tables_scales_and_its_own_ceiling(home):
+    """``data.standardize=false`` (the research baseline's setting) trains on the raw columns; its ceiling
+    is cached apart from the standardised one, whose cache key does not change with the option's arrival."""
+    from mlplatform.families.vqvae import data as D
+
+    cfg = build_config("vqvae", "debug", SMALL + ["train.integrity=false"])
+    get_family("vqvae").prepare_data(cfg)
+    raw = cfg.override(["data.standardize=false"])
+    x, _ = D.load_matrix(cfg)
+    xr, _ = D.load_matrix(raw)
+    assert x.shape == xr.shape and np.allclose(x.std(0), 1.0, atol=1e-2)
+    sd = xr.std(0)
+    assert sd.max() / sd.min() > 100  # the generated groups' scales differ by orders of magnitude
+    assert B.ceiling_dir(raw) != B.ceiling_dir(cfg)
+    d = B.ceiling_config(cfg).to_dict()
+    assert "standardize" in d["data"] and "standardize" not in B._ceiling_key(cfg)["data"]
+
+
 def test_floor_ceiling_and_captured_gain_logged_and_ceiling_cached(home):
     cfg = build_config("vqvae", "debug", SMALL)
     summary, rep = run_local({"family": "vqvae", "cfg": cfg.to_dict()})

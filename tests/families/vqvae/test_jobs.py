@@ -64,6 +64,9 @@ def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, r
     argv = ["--strategies", "uniform,balanced", "--seeds", "0,1", "--out", str(tmp_path / "cmp")] + \
         [a for s in SMALL for a in ("--set", s)]
     assert compare_compression.main(argv) == 0
+    printed = capsys.readouterr().out  # a progress line as each of the 2 x 2 models and 2 bounds ends
+    assert "[compare] balanced seed 1 done at" in printed and "[compare] bounds seed 0 done" in printed
+    assert "(6/6)" in printed
     table = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| uniform |" in table and "| balanced |" in table and "floor_pca" in table and "ceiling_unquantised" in table
     assert " ± " in table and "Entropy/log K" in table and "Wall" in table and "load" in table

@@ -66,18 +66,25 @@ def ceiling_config(cfg: Any) -> Any:
                          "train.alarms=false"])
 
 
-def ceiling_dir(cfg: Any) -> Path:
+def _ceiling_key(cfg: Any) -> dict[str, Any]:
+    """What the ceiling depends on: the table, sizes, schedule and seed, not the codebooks or the strategy."""
     d = ceiling_config(cfg).to_dict()
     for k in _CODEBOOK_KEYS:
         d["model"].pop(k, None)
     d["data"].pop("root", None)
+    if d["data"].get("standardize", True):  # the default predates the option: its cached ceilings stay valid
+        d["data"].pop("standardize", None)
     if not cfg.data.table:
         d["data"]["table"] = str(D.generated_dir(cfg).name)  # the generated table's own fingerprint
     else:
         from mlplatform.families.vqvae.features import table_fingerprint
 
         d["data"]["table"] = table_fingerprint(cfg.data.table)
-    return D.data_root(cfg) / f"ceiling-{cache.fingerprint(d, CEILING_VERSION)}"
+    return d
+
+
+def ceiling_dir(cfg: Any) -> Path:
+    return D.data_root(cfg) / f"ceiling-{cache.fingerprint(_ceiling_key(cfg), CEILING_VERSION)}"
 
 
 def _train_ceiling(fam: Any, cfg_dict: dict[str, Any], tmp: str) -> dict[str, Any]:

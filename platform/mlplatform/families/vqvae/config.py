@@ -49,6 +49,8 @@ class VqvaeData:
     val_frac: float = F(0.1, gt=0.0, lt=1.0)
     n_categories: int = F(0, ge=0, help="0 = discover the count from the data (silhouette)")
     max_nan_frac: float = F(0.5, ge=0.0, le=1.0, help="drop columns with a larger NaN fraction")
+    standardize: bool = F(True, help="train on zero-mean, unit-variance features; false keeps the raw scales (the "
+                                     "research baseline's setting: the largest-scale category then rules the MSE)")
     analysis_rows: int = F(20_000, ge=2, help="rows sampled for clustering and characteristics")
     pca_variance: float = F(0.95, gt=0.0, le=1.0, help="variance share defining dimensionality")
     entropy_bins: int = F(32, ge=2)

@@ -158,11 +158,12 @@ def layout(cfg: Any) -> Layout:
 
 
 def load_matrix(cfg: Any) -> tuple[np.ndarray, Layout]:
-    """The cleaned, imputed, standardised table with columns grouped by category. Shape: [N, P]."""
+    """The cleaned, imputed table (standardised unless ``data.standardize=false``) with columns grouped by
+    category. Shape: [N, P]."""
     lay = layout(cfg)
     res = analysis_result(cfg)
     cleaning = feat.Cleaning.from_dict(res["cleaning"])
-    x = cleaning.apply(feat.read_table(ensure_table(cfg)), standardize=True)
+    x = cleaning.apply(feat.read_table(ensure_table(cfg)), standardize=cfg.data.standardize)
     idx = {c: i for i, c in enumerate(cleaning.kept)}
     order = [idx[c] for cols in lay.columns for c in cols]
     return x[:, order], lay
