@@ -35,7 +35,9 @@ ALL = ("uniform", "variance", "dimensionality", "information", "balanced")
 def _task(kind: str, cfg: dict[str, Any], label: str) -> dict[str, Any]:
     from mlplatform.families.vqvae import compare as K
 
-    return K.bounds_task(cfg) if kind == "bounds" else K.train_and_evaluate(cfg, "", "", label)
+    out = K.bounds_task(cfg) if kind == "bounds" else K.train_and_evaluate(cfg, "", "", label)
+    out["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")  # "" in the GPU-less pool
+    return out
 
 
 def _hide_gpu() -> None:
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prepare-only", action="store_true", help="build the table and analysis here, then stop")
     p.add_argument("--out", default="compare-results.json")
     a = p.parse_args(argv)
+    if a.workers < 0 or a.cpu_workers < 0:
+        p.error("--workers and --cpu-workers take a count of 0 or more")
     import torch
 
     from mlplatform.families.vqvae import compare as K, data as D
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     on_cpu = {k for k, job in jobs.items() if a.cpu_workers and job[0] == "train"}
     doc["meta"]["placement"] = {k: "cpu" if k in on_cpu else "gpu" for k in jobs}
-    ctx = get_context("spawn")
+    ctx = get_context("spawn")  # an executor starts its processes on the first submit: an unused pool costs none
     with ProcessPoolExecutor(a.workers or len(jobs) - len(on_cpu), mp_context=ctx) as gpu, \
             ProcessPoolExecutor(max(1, a.cpu_workers), mp_context=ctx, initializer=_hide_gpu) as cpu:
         futs = {(cpu if key in on_cpu else gpu).submit(_task, *job): key for key, job in jobs.items()}

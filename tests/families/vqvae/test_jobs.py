@@ -90,6 +90,7 @@ def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, r
 def test_compare_tasks_run_without_ray_and_their_results_file_is_logged(home, tmp_path, mlflow_uri, monkeypatch):
     """benchmarks/vqvae_compare_gpu.py (a GPU machine without Ray or MLflow: a process pool, here on CPU)
     writes the tasks' results; compare_compression --results turns them into the table and a parent run."""
+    import os
     import subprocess
     import sys
 
@@ -99,7 +100,8 @@ def test_compare_tasks_run_without_ray_and_their_results_file_is_logged(home, tm
     proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "vqvae_compare_gpu.py"), "--preset", "debug",
                            "--strategies", "uniform", "--seeds", "0", "--workers", "1", "--cpu-workers", "1",
                            "--out", str(out),
-                           *sets], capture_output=True, text=True, timeout=600)
+                           *sets], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "0"})  # what the GPU pool keeps
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert set(doc["results"]) == {"bounds|0", "uniform|0"} and doc["meta"]["device"] == "cpu"
@@ -107,6 +109,8 @@ def test_compare_tasks_run_without_ray_and_their_results_file_is_logged(home, tm
     # --cpu-workers: the quantised model goes to the GPU-less pool, the bounds stay with the GPU pool
     assert doc["meta"]["placement"] == {"bounds|0": "gpu", "uniform|0": "cpu"}
     assert doc["results"]["uniform|0"]["device"] == "cpu"
+    assert doc["results"]["uniform|0"]["cuda_visible_devices"] == ""  # the pool's initializer hid the GPU
+    assert doc["results"]["bounds|0"]["cuda_visible_devices"] == "0"
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     assert compare_compression.main(["--results", str(out), "--out", str(tmp_path / "cmp"), "--name", "imported"]) == 0
