@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
-APT_PKGS := espeak-ng fluidsynth fluid-soundfont-gm postgresql
+APT_PKGS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm postgresql
 
 .PHONY: demo test bench install sysdeps clean-runs mlflow-ui optuna-ui
 
@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	@touch $(STAMP)
 
-# System tools the corpora are made with (speech: espeak-ng; music: fluidsynth + a GM soundfont), and
+# System tools the corpora are made with (speech: espeak-ng for training voices, flite and Festival with its
+# recorded festvox voices for tse's held-out unseen_synth set; music: fluidsynth + a GM soundfont), and
 # PostgreSQL for the tracking load test (Debian keeps initdb in /usr/lib/postgresql/<v>/bin, off PATH).
 sysdeps:
 	@if ! command -v espeak-ng >/dev/null || ! command -v fluidsynth >/dev/null || [ ! -f $(SOUNDFONT) ] \
+	    || ! command -v flite >/dev/null || ! command -v text2wave >/dev/null \
+	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] \
 	    || ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then \
 	  echo "[make] installing $(APT_PKGS) with apt"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

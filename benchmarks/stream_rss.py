@@ -50,7 +50,7 @@ def child(args: dict) -> None:
     cfg = build_config("tse", "debug", args["overrides"])
     held = []
     if args["mode"] == "eager":  # the loader this replaced: every file decoded into Python lists, per worker
-        table = cache.read_split(D.load_pools(cfg)[3]["path"], "audio")
+        table = cache.read_split(D.load_pools(cfg)[2]["path"], "audio")
         held = [np.frombuffer(p, dtype=np.int16).astype(np.float32) / 32767.0 for p in table.column("pcm").to_pylist()]
         del table
     t0 = time.perf_counter()

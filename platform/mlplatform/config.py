@@ -331,6 +331,8 @@ class TrainSection:
     frozen_val_artifact_mb: float = F(64.0, ge=0.0, help="log the frozen validation set as an MLflow artifact "
                                                          "when smaller than this (its hash is always logged)")
     integrity: bool = F(True, help="score baselines, floors, ceilings and reliance probes at every validation")
+    final_eval: bool = F(True, help="at the run's end, score the best checkpoint with the family's slow metrics "
+                                    "(test/*; PESQ and STOI for tse), where the family has them")
     alarms: bool = F(True, help="exploit alarms: divergence, reliance collapse, validation set changed, below the floor")
     alarm_window: int = F(3, ge=2, help="validations a loss component must keep falling over")
     alarm_patience: int = F(1, ge=1, help="consecutive validations an alarm condition must hold before it fires")

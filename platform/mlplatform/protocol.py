@@ -145,6 +145,12 @@ class Family:
     floors: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
     ceilings: Callable[[torch.nn.Module, Any, Any, StepContext], dict[str, dict[str, torch.Tensor]]] | None = None
     gain_ceiling: str = ""  # the ceiling captured gain is measured against; empty = the best one
+    # captured gain of further metrics beside the selection metric's (one per validation set, say):
+    # {name: metric without "val/"} -> val/captured_gain_<name>, from that metric's own floors and ceilings
+    gain_sets: dict[str, str] = field(default_factory=dict)
+    # end-of-run scores too slow for every validation (PESQ, STOI), of the best checkpoint on the frozen
+    # validation set: (model, cfg, data) -> {name: value}, logged once as test/<name> by rank 0
+    final_eval: Callable[[torch.nn.Module, Config, Any], dict[str, float]] | None = None
     # the family's natural trade-off for Pareto sweeps ("val/<metric>:<min|max>", each with a contract in
     # ``metrics``); an exploitable metric is allowed only here, beside the objective that stops it paying
     # (``mlplatform.tune.pareto``; ``jobs/hpo.py --objectives pair``)

@@ -15,6 +15,7 @@ Executors differ only in the ``Reporter`` they pass (see ``mlplatform.train.exec
 """
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -28,7 +29,8 @@ import torch
 from mlplatform.data.streaming import TimedIterator
 from mlplatform.integrity.floors import below_floor
 from mlplatform.protocol import StepContext
-from mlplatform.train.checkpoint import PER_ITEM_FILE, save_checkpoint
+from mlplatform.rng import isolated_rng
+from mlplatform.train.checkpoint import PER_ITEM_FILE, STATE_FILE, load_checkpoint, save_checkpoint
 from mlplatform.train.options import RunOptions
 from mlplatform.train.outcome import COMPLETED, Outcome, from_error
 from mlplatform.train.setup import RunContext, build_optimizer, build_scheduler, setup_run  # noqa: F401 - re-exported
@@ -208,6 +210,9 @@ def epoch_line(run: RunContext, epoch: int, metrics: dict[str, Any], sched: Mapp
              if k.startswith(("train/loss", "val/")) and isinstance(v, float)
              and not k.startswith(("val/baseline_", "val/probe_", "val/floor_", "val/ceiling_", "val/margin_",
                                    "val/reliance_", "val/captured_gain"))][:8]
+    sel = run.sel_metric
+    if isinstance(metrics.get(sel), float) and not any(x.startswith(f"{sel}=") for x in shown):
+        shown.append(f"{sel}={metrics[sel]:.4g}")  # the selection metric, even past the first eight
     if isinstance(metrics.get("val/captured_gain"), float):
         shown.append(f"val/captured_gain={metrics['val/captured_gain']:.3g}")
     shown += [f"train/{k}={float(v):.4g}" for k, v in sched.items()]
@@ -235,6 +240,27 @@ def _save(run: RunContext, state: RunState, epoch: int, improved: bool,
     return ckpt_dir
 
 
+def final_evaluation(run: RunContext) -> dict[str, float]:
+    """The family's end-of-run scores (``Family.final_eval``) of the best checkpoint (this run's weights if
+    none was kept here), as ``test/<name>``, on rank 0 only, under the validation seed."""
+    fam = run.fam
+    if fam.final_eval is None or run.rank != 0 or not run.cfg.train.final_eval:
+        return {}
+    model = copy.deepcopy(run.model)
+    best = run.work_dir / "best"
+    if (best / STATE_FILE).exists():
+        model.load_state_dict(load_checkpoint(best, fam.name)["model"])
+    t0 = time.perf_counter()
+    model.eval()
+    with torch.no_grad(), isolated_rng(run.cfg.train.val_seed):
+        out = {f"test/{k}": float(v) for k, v in fam.final_eval(model, run.cfg, run.data).items()}
+    out["sys/final_eval_s"] = time.perf_counter() - t0
+    if run.verbose:
+        print(f"[{run.label}] final evaluation of the best checkpoint ({out['sys/final_eval_s']:.1f}s): "
+              + "  ".join(f"{k}={v:.4g}" for k, v in out.items() if k.startswith("test/")), flush=True)
+    return out
+
+
 def checkpoint_and_report(run: RunContext, state: RunState, epoch: int, metrics: dict[str, Any],
                           sched: Mapping[str, float], improved: bool, final: Outcome | None,
                           reporter: Reporter, per_item: dict[str, Any] | None = None) -> None:
@@ -245,6 +271,8 @@ def checkpoint_and_report(run: RunContext, state: RunState, epoch: int, metrics:
     if state.best is not None:
         metrics[f"best/{run.sel_metric}"] = state.best
     ckpt_dir = _save(run, state, epoch, improved, per_item)
+    if final is not None:
+        metrics.update(final_evaluation(run))
     if run.logger is not None:
         run.logger.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch + 1)
         _pause_after_log(run.cfg, epoch + 1)

@@ -164,6 +164,12 @@ def validate(fam: Family, model: torch.nn.Module, data: Any, cfg: Any, epoch: in
     for key in gains:  # floor_<name>/ceiling_<name> replace their raw per-metric keys on the selection metric
         out.pop(f"{key}_{sel}", None)
     out.update(gains)
+    for name, met in fam.gain_sets.items():  # e.g. tse's captured gain per validation set
+        mspec = fam.metrics.get(f"val/{met}")
+        g = gain_metrics(extra_means, out.get(met), met, mode, mspec.scale if mspec else "linear",
+                         fam.gain_ceiling).get("captured_gain")
+        if g is not None:
+            out[f"captured_gain_{name}"] = g
     if info is not None:
         info["digest"] = digest.hexdigest()
         info["optimised"] = sorted(optimised | {"loss"})

@@ -71,12 +71,18 @@ def test_ta_suppression_is_the_level_drop_in_db_and_scored_on_ta_items_only():
     # eps bounds it: exact silence is finite (mixture energy over eps)
     assert torch.isfinite(ta_suppression_db(torch.zeros_like(mix), mix)).all()
     tp = torch.tensor([False, True, False, True])
-    unseen = torch.tensor([False, False, True, True])
-    m = scene_metrics(est, mix * tp[:, None], mix, tp, 1e-14, unseen)
+    subset = torch.tensor([0, 0, 1, 1], dtype=torch.int8)
+    m = scene_metrics(est, mix * tp[:, None], mix, tp, 1e-14, subset)
     assert m["ta_suppression_db"].tolist() == pytest.approx([20.0], abs=1e-3)
     assert m["ta_suppression_db_unseen"].tolist() == pytest.approx([40.0], abs=1e-3)
     assert m["si_sdr_tp"].shape == m["si_sdr_tp_unseen"].shape == (1,)
     assert m["rms_ratio"].tolist() == pytest.approx([1.0]) and m["rms_ratio_unseen"].tolist() == pytest.approx([1.0])
+    # a set with no item in the batch gives empty tensors under its names (the loop skips them)
+    assert m["si_sdr_tp_unseen_synth"].shape == m["ta_suppression_db_unseen_synth"].shape == (0,)
+    m3 = scene_metrics(est, mix * tp[:, None], mix, tp, 1e-14, torch.tensor([0, 2, 1, 2], dtype=torch.int8))
+    assert m3["ta_suppression_db"].tolist() == pytest.approx([20.0], abs=1e-3)
+    assert m3["ta_suppression_db_unseen"].tolist() == pytest.approx([40.0], abs=1e-3)
+    assert m3["si_sdr_tp_unseen_synth"].shape == (2,) and m3["si_sdr_tp"].shape == (0,)
 
 
 def _batch(n: int = 4) -> dict:
@@ -84,7 +90,7 @@ def _batch(n: int = 4) -> dict:
     tp = torch.tensor([True, True, False, True])
     tgt = s * tp[:, None]
     return {"mixture": tgt + speechlike(SR, 6, batch=n), "target": tgt, "tp": tp, "enroll": s,
-            "unseen": torch.tensor([False, False, False, True])}
+            "subset": torch.tensor([0, 0, 0, 1], dtype=torch.int8)}
 
 
 def test_family_declares_ceilings_floors_and_db_scale():
@@ -103,8 +109,9 @@ def test_family_declares_ceilings_floors_and_db_scale():
     sel = FAMILY.selection_metric.removeprefix("val/")
     assert set(ceil) == {"irm", "psm"} and set(floors) == {"silence", "mixture"}
     for v in list(ceil.values()) + list(floors.values()):
-        assert v[sel].shape == (2,)  # the seen TP items: the same items as the model's val/si_sdr_tp
-    assert ceil["irm"]["si_sdr_tp_unseen"].shape == (1,)
+        assert v[sel].shape == (1,)  # the unseen TP items: the same items as the model's val/si_sdr_tp_unseen
+        assert v["si_sdr_tp"].shape == (2,) and v["si_sdr_tp_unseen_synth"].shape == (0,)  # every set apart
+    assert sel == "si_sdr_tp_unseen" and FAMILY.gain_sets["unseen"] == sel
     # what the platform computes from the logged means
     extra = {f"ceiling_{n}_{k}": float(v.mean()) for n, d in ceil.items() for k, v in d.items()}
     extra.update({f"baseline_{n}_{k}": float(v.mean()) for n, d in floors.items() for k, v in d.items()})

@@ -33,15 +33,31 @@ def small_corpus(tmp_path_factory):
 
 def cfg_for(root, **over):
     ov = {"data.root": str(root / "cache"), "data.corpus": str(root / "corpus"), "data.noise": str(root / "noise"),
-          "train.steps_per_epoch": 4, "train.batch_size": 8, "train.val_batches": 2, "data.val_speakers": 0}
+          "train.steps_per_epoch": 4, "train.batch_size": 8, "train.val_batches": 2, "data.val_speakers": 0,
+          "data.synth_voices": ""}
     ov.update(over)
     return build_config("tse", "debug", ov)
 
 
-def test_espeak_voices_are_distinct_speakers():
-    vs = speech.voices(12)
-    assert len({v.speaker_id for v in vs}) == 12
-    assert len({(v.variant, v.pitch, v.rate) for v in vs}) == 12
+def test_espeak_voices_are_distinct_seeded_tuples():
+    vs = speech.voices(300)
+    assert len({v.speaker_id for v in vs}) == 300 and len(set(vs)) == 300
+    # the first speakers span every installed variant; every field of the tuple varies
+    n_var = len(speech.espeak_variants())
+    assert n_var >= 18 and len({v.variant for v in vs[:n_var]}) == n_var
+    for field in ("lang", "pitch", "rate", "range", "gap", "warp"):
+        assert len({getattr(v, field) for v in vs}) > 2, field
+    assert speech.voices(300) == vs and speech.voices(300, seed=1) != vs  # seeded
+
+
+def test_the_warp_moves_the_spectrum_and_keeps_the_signal():
+    sr = 16000
+    x = np.sin(2 * np.pi * 500 * np.arange(sr) / sr).astype(np.float32)
+    y = speech.warp(x, 1.1)
+    assert abs(len(y) - sr / 1.1) < 2
+    peak = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
+    assert abs(peak - 550) < 5  # every frequency x 1.1
+    assert speech.warp(x, 1.0) is x
 
 
 def test_bad_files_are_reported_and_skipped(small_corpus, ray_session):
@@ -60,8 +76,8 @@ def test_bad_files_are_reported_and_skipped(small_corpus, ray_session):
     ok = [r for r in rows if r["status"] == "ok" and r["kind"] == "speech"]
     assert all(r["sample_rate"] == 16000 and 1.0 <= r["duration"] <= 2.0 for r in ok)
     # the skipped files never reach training: the pools hold exactly the 15 good utterances
-    train, val, unseen, meta = D.load_pools(cfg)
-    assert meta["train_utts"] + meta["val_utts"] == 15 and meta["speakers"] == 5 and unseen is None
+    train, vals, meta = D.load_pools(cfg)
+    assert meta["train_utts"] + meta["val_utts"] == 15 and meta["speakers"] == 5 and list(vals) == ["seen"]
     # a second call reuses the fingerprinted index
     assert D.prepare_data(cfg)["path"] == info["path"]
 
@@ -147,30 +163,69 @@ def test_held_out_speakers_depend_only_on_the_names():
 
 
 def test_no_validation_speaker_is_heard_in_training(small_corpus):
-    cfg = cfg_for(small_corpus, **{"data.val_speakers": 2, "train.val_batches": 4, "data.p_ta": 0.3})
-    train, val, unseen, meta = D.load_pools(cfg)
+    cfg = cfg_for(small_corpus, **{"data.val_speakers": 2, "train.val_batches": 4, "data.p_ta": 0.3,
+                                   "data.synth_voices": "flite:slt,flite:rms", "data.synth_utts_per_speaker": 2})
+    train, vals, meta = D.load_pools(cfg)
+    val, unseen, synth = vals["seen"], vals["unseen"], vals["unseen_synth"]
     held = set(meta["unseen_speakers"])
     assert len(held) == 2 and set(unseen.speakers) == held and meta["train_speakers"] == 3
+    assert set(synth.speakers) == {"flite-slt-w1.00", "flite-rms-w1.00"}
+    # the three sets share no speaker tuple and no synthesizer voice, by name and by waveform
     for part in (train.targets, train.enroll, train.interferers, val.targets, val.enroll, val.interferers):
-        assert not held & set(part)
-    # not by name only: no held-out waveform is anywhere in the training pool
-    assert not _ids(unseen) & _ids(train)
+        assert not held & set(part) and not set(synth.speakers) & set(part)
+    assert not held & set(synth.speakers)
+    assert not _ids(unseen) & _ids(train) and not _ids(synth) & _ids(train) and not _ids(synth) & _ids(unseen)
     assert set(unseen.interferers) == held  # an unseen scene's interferer is another held-out speaker
+    assert set(synth.interferers) == set(synth.speakers)
     data = D.build_datasets(cfg, DataContext())
     with isolated_rng(1234):
         batches = list(data.val_batches())
-    n_seen, n_unseen = D.val_split(cfg, True)
-    assert (n_seen, n_unseen) == (6, 2)
+    counts = D.val_split(cfg, list(vals))
+    assert counts == {"seen": 4, "unseen": 2, "unseen_synth": 2}
+    sizes = [len(v.speakers) for v in (val, unseen, synth)]
     for b in batches:
-        assert b["unseen"].tolist() == [False] * 6 + [True] * 2
-        assert (b["spk"][b["unseen"]] >= len(val.speakers)).all() and (b["spk"][~b["unseen"]] < len(val.speakers)).all()
+        assert b["subset"].tolist() == [0] * 4 + [1] * 2 + [2] * 2
+        for i, lo in enumerate((0, sizes[0], sizes[0] + sizes[1])):  # speaker indices never overlap
+            spk = b["spk"][b["subset"] == i]
+            assert ((spk >= lo) & (spk < lo + sizes[i])).all()
     for epoch in (0, 1):  # training batches mix training speakers only (no flag needed)
         for b in data.train_batches(epoch):
-            assert "unseen" not in b and (b["spk"] < len(train.speakers)).all()
+            assert "subset" not in b and (b["spk"] < len(train.speakers)).all()
     with isolated_rng(1234):
         again = list(data.val_batches())
-    assert all(torch.equal(x["mixture"], y["mixture"]) and torch.equal(x["unseen"], y["unseen"])
+    assert all(torch.equal(x["mixture"], y["mixture"]) and torch.equal(x["subset"], y["subset"])
                for x, y in zip(batches, again))
+
+
+def test_the_corpus_fingerprint_follows_the_speaker_list(tmp_path):
+    base = build_config("tse", "debug", {"data.root": str(tmp_path)})
+    more = build_config("tse", "debug", {"data.root": str(tmp_path), "data.gen_speakers": 16})
+    other = build_config("tse", "debug", {"data.root": str(tmp_path), "data.gen_seed": 1})
+    dirs = {D.corpus_dir(c) for c in (base, more, other)}
+    assert len(dirs) == 3
+    assert D.corpus_dir(base) == D.corpus_dir(build_config("tse", "debug", {"data.root": str(tmp_path)}))
+    assert D._gen_key(base)["speakers"] == [v.speaker_id for v in speech.voices(15, 0)]
+    warps = build_config("tse", "debug", {"data.root": str(tmp_path), "data.synth_warps": "1.0,1.05"})
+    assert D.synth_dir(warps) != D.synth_dir(base)
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"data.synth_voices": "flite:slt,flite:nobody"}, "flite has no voice 'nobody'"),
+    ({"data.synth_voices": "flite:slt,festival:nobody_diphone"}, "festival has no voice 'nobody_diphone'"),
+    ({"data.synth_voices": "flite:slt,espeak:m3"}, "is not <engine>:<voice>"),
+    ({"data.synth_warps": "1.0,fast"}, "data.synth_warps"),
+])
+def test_bad_synth_voices_are_one_line_errors(small_corpus, over, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        D.prepare_data(cfg_for(small_corpus, **{"data.synth_voices": "flite:slt,flite:rms", **over}))
+    assert "\n" not in str(e.value)
+
+
+def test_a_missing_synthesizer_binary_says_how_to_install_it(small_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no flite, no text2wave
+    with pytest.raises(ConfigError, match="flite is not installed: `sudo apt-get install -y flite`") as e:
+        D.prepare_data(cfg_for(small_corpus, **{"data.synth_voices": "flite:slt,flite:rms"}))
+    assert "\n" not in str(e.value)
 
 
 def test_too_few_speakers_to_hold_out_is_a_one_line_error(small_corpus):

@@ -65,7 +65,8 @@ def libri(tmp_path_factory):
 def cfg_for(libri, **over):
     root, corpus, noise = libri
     ov = {"data.root": str(root / "cache"), "data.corpus": str(corpus), "data.noise": str(noise),
-          "data.val_speakers": 2, "train.steps_per_epoch": 3, "train.val_batches": 3, "train.phase2_step": 4}
+          "data.val_speakers": 2, "train.steps_per_epoch": 3, "train.val_batches": 3, "train.phase2_step": 4,
+          "data.synth_voices": ""}
     ov.update(over)
     return build_config("tse", "debug", ov)
 
@@ -79,13 +80,20 @@ def test_librispeech_layout_loads_and_mixes_the_eager_loaders_batches(libri):
     with isolated_rng(cfg.train.val_seed):
         val = list(itertools.islice(data.val_batches(), cfg.train.val_batches))
     train = list(data.train_batches(0)) + list(data.train_batches(3))
-    assert batches_digest(val) == EAGER_VAL_SHA  # the frozen validation set keeps its hash
+    # the frozen validation set keeps its hash: the same mixtures, in the layout the eager loader hashed (a
+    # seen/unseen flag, and ``tp`` as int64, which its concatenation made of the bool flags by adding 0); the
+    # batch now names its set by index, ``subset``, since a third set exists, and keeps ``tp`` bool
+    old_layout = [{**{k: v for k, v in b.items() if k not in ("subset", "tp")}, "tp": b["tp"].long(),
+                   "unseen": b["subset"] == 1} for b in val]
+    assert all(b["tp"].dtype == torch.bool for b in val)
+    assert batches_digest(old_layout) == EAGER_VAL_SHA
     assert batches_digest(train) == EAGER_TRAIN_SHA
 
 
 def test_lazy_pools_read_the_samples_the_eager_path_decoded(libri):
     cfg = cfg_for(libri)
-    train, val, unseen, info = D.load_pools(cfg)
+    train, vals, info = D.load_pools(cfg)
+    val, unseen = vals["seen"], vals["unseen"]
     table = cache.read_split(info["path"], "audio")  # the eager path: every file decoded
     paths = table.column("path").to_pylist()
     eager = [np.frombuffer(p, np.int16).astype(np.float32) / 32767.0 for p in table.column("pcm").to_pylist()]
@@ -106,11 +114,13 @@ def test_lazy_pools_read_the_samples_the_eager_path_decoded(libri):
 
 def test_each_rank_trains_on_a_disjoint_block_of_speakers(libri):
     cfg = cfg_for(libri)
-    full, val0, _, info = D.load_pools(cfg)
+    full, vals0, info = D.load_pools(cfg)
+    val0 = vals0["seen"]
     shards = [D.load_pools(cfg, rank=r, world_size=2) for r in range(2)]
     spk = [set(s[0].speakers) for s in shards]
     assert not spk[0] & spk[1] and spk[0] | spk[1] == set(full.speakers) and len(spk[0]) == len(spk[1]) == 2
-    for (train, val, _, _) in shards:
+    for (train, vals, _) in shards:
+        val = vals["seen"]
         assert set(train.interferers) == set(train.speakers) == set(train.enroll)  # nothing read from another shard
         assert len(train.noise) == 1  # 2 noise clips over 2 ranks
         assert {s: v.tolist() for s, v in val.targets.items()} == {s: v.tolist() for s, v in val0.targets.items()}

@@ -2,6 +2,7 @@
 weights, selection by TP SI-SDR (not val loss), --reset-optimizer resume, the over-suppression guard."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,14 @@ from mlplatform.train.checkpoint import load_checkpoint
 from mlplatform.train.executors import run_local
 from mlplatform.train.loop import is_better, validate
 
-TP_METRICS = ("val/si_sdr_tp", "val/si_sdri_tp", "val/rms_ratio", "val/ta_energy_db", "val/loss")
+TP_METRICS = ("val/si_sdr_tp", "val/si_sdri_tp", "val/rms_ratio", "val/ta_energy_db", "val/loss",
+              "val/si_sdri_tp_unseen", "val/captured_gain_unseen", "val/si_sdri_tp_unseen_synth",
+              "val/captured_gain_unseen_synth", "val/ceiling_irm_si_sdri_tp_unseen_synth")
 COMPONENTS = ("sep", "psl", "amp", "ta_energy")
+# the end-of-run scores of the best checkpoint (PESQ/STOI on the held-out sets, the mixture's beside them)
+TEST_METRICS = tuple(f"test/{m}{s}" for s in ("_unseen", "_unseen_synth")
+                     for m in ("pesq", "stoi", "estoi", "pesq_mixture", "stoi_mixture", "estoi_mixture"))
+TEST_METRICS += tuple(f"test/si_sdri_tp{s}{k}" for s in ("_unseen", "_unseen_synth") for k in ("", "_ci_lo", "_ci_hi"))
 
 
 def new_run(uri: str, name: str) -> str:
@@ -27,10 +34,12 @@ def new_run(uri: str, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def trained(home, tmp_path_factory):
-    """One debug-preset run on the generated espeak-ng corpus, logged to a real MLflow store."""
+    """One debug-preset run on the generated espeak-ng corpus, logged to a real MLflow store. It selects on the
+    seen speakers: debug's 12 training voices and 240 steps learn those voices, not the task (its held-out
+    SI-SDRi stays near or below the mixture's, docs/families/tse.md), and these tests check the wiring."""
     tmp = tmp_path_factory.mktemp("tse-run")
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
-    cfg = build_config("tse", "debug")
+    cfg = build_config("tse", "debug", {"train.selection_metric": "val/si_sdr_tp"})
     run_id = new_run(uri, "debug")
     summary, rep = run_local({"family": "tse", "cfg": cfg.to_dict(), "work_dir": str(tmp / "work"),
                               "mlflow_run_id": run_id, "tracking_uri": uri})
@@ -65,7 +74,16 @@ def test_debug_run_learns_to_extract_the_target(trained):
     cl = mu.client(trained["uri"])
     run = cl.get_run(trained["run_id"])
     assert set(TP_METRICS) <= set(run.data.metrics)
-    assert run.data.tags["selection_metric"] == "val/si_sdr_tp"
+    assert run.data.tags["selection_metric"] == "val/si_sdr_tp"  # the fixture's override; the family's:
+    assert FAMILY.selection_metric == "val/si_sdr_tp_unseen"
+    # the best checkpoint's PESQ/STOI/ESTOI and SI-SDRi interval at the end, once, beside the mixture's own
+    final = trained["history"][-1]
+    for k in TEST_METRICS:
+        assert k in final and k in run.data.metrics, k
+        assert not any(k in h for h in trained["history"][:-1]), k
+    for s in ("_unseen", "_unseen_synth"):
+        assert 1.0 <= final[f"test/pesq{s}"] <= 4.65 and 0.0 <= final[f"test/stoi{s}"] <= 1.0
+        assert final[f"test/si_sdri_tp{s}_ci_lo"] <= final[f"test/si_sdri_tp{s}"] <= final[f"test/si_sdri_tp{s}_ci_hi"]
     assert run.data.params["loss.ta_weight"] == "0.1"
     assert any(a.path == "checkpoints/best" for a in cl.list_artifacts(trained["run_id"], "checkpoints"))
 
@@ -108,14 +126,16 @@ def test_selection_keeps_better_tp_si_sdr_over_lower_val_loss(trained):
     ma, mb = val(cfg, a), val(cfg, b)
     assert mb["val/loss"] < ma["val/loss"]
     assert mb["val/si_sdr_tp"] < ma["val/si_sdr_tp"]
-    assert FAMILY.selection_metric == "val/si_sdr_tp" and FAMILY.mode == "max"
-    for order in ((ma, mb), (mb, ma)):
+    # the family selects on the same TP-only SI-SDR of the held-out speakers (the debug model is below the
+    # mixture there, where leaking more of it helps: the fixture selects on the seen speakers, as here)
+    assert FAMILY.selection_metric == "val/si_sdr_tp_unseen" and FAMILY.mode == "max"
+    for metric, order in itertools.product((trained["cfg"].train.selection_metric,), ((ma, mb), (mb, ma))):
         best = None
         kept = None
         for m in order:
-            if is_better(m[FAMILY.selection_metric], best, FAMILY.mode):
-                best, kept = m[FAMILY.selection_metric], m
-        assert kept is ma
+            if is_better(m[metric], best, FAMILY.mode):
+                best, kept = m[metric], m
+        assert kept is ma, metric
     assert is_better(mb["val/loss"], ma["val/loss"], "min")  # what selecting by val loss would have kept
 
 

@@ -58,10 +58,19 @@ class TseData:
     level_jitter_db: float = F(5.0, ge=0.0, help="± uniform jitter on mix_level_db")
     p_ta: float = F(0.2, ge=0.0, le=1.0, help="probability of a TA scene in phase 2 and in validation")
     val_utts_per_speaker: int = F(1, ge=1, help="utterances per training speaker held out as validation targets")
-    val_speakers: int = F(3, ge=0, help="speakers held out of training entirely (all their utterances), scored as "
-                                        "val/*_unseen; 0 = none, else >= 2 (an unseen interferer is another of them)")
-    val_unseen_frac: float = F(0.25, ge=0.0, lt=1.0, help="share of each validation batch mixed from the held-out "
-                                                          "speakers (rounded, at least 1 item when val_speakers > 0)")
+    val_speakers: int = F(100, ge=0, help="generated speakers held out of training entirely (all their utterances), "
+                                          "scored as val/*_unseen and selected on; 0 = none, else >= 2 (an unseen "
+                                          "interferer is another of them)")
+    val_unseen_frac: float = F(0.375, ge=0.0, lt=1.0, help="share of each validation batch mixed from the held-out "
+                                                           "speakers (rounded, at least 1 item when val_speakers > 0)")
+    synth_voices: str = F("flite:kal,flite:kal16,flite:awb,flite:rms,flite:slt,festival:kal_diphone,"
+                          "festival:ked_diphone,festival:cmu_us_slt_arctic_hts",
+                          help="voices of a second synthesizer (<flite|festival>:<voice>, comma-separated) heard only "
+                               "in the val/*_unseen_synth set; empty = no such set")
+    synth_warps: str = F("0.92,1.0,1.08", help="vocal-tract warps crossed with synth_voices: each pair is a speaker")
+    synth_utts_per_speaker: int = F(6, ge=2, help="utterances per unseen_synth speaker")
+    val_synth_frac: float = F(0.25, ge=0.0, lt=1.0, help="share of each validation batch mixed from the unseen_synth "
+                                                         "speakers (rounded, at least 1 item when synth_voices is set)")
     min_seconds: float = F(0.5, gt=0.0, help="shorter files are skipped")
     silence_db: float = F(-60.0, help="files with RMS below this are skipped as silent")
     min_sample_rate: int = F(8000, ge=1000, help="files below this rate are skipped")
@@ -69,7 +78,8 @@ class TseData:
     cache_mb: float = F(64.0, gt=0.0, help="most MB of the audio cache's row groups a worker holds in memory (the "
                                            "cache is read lazily: memory does not grow with the corpus)")
     prefetch: int = F(2, ge=0, help="training batches mixed ahead in a background thread (0 = mix inline)")
-    gen_speakers: int = F(40, ge=3, help="espeak-ng corpus: speakers (voice variant x pitch x rate)")
+    gen_speakers: int = F(1200, ge=3, help="espeak-ng corpus: speakers (seeded tuples of accent, variant, pitch, "
+                                           "pitch range, rate, word gap and vocal-tract warp)")
     gen_utts_per_speaker: int = F(20, ge=2)
     gen_min_s: float = F(1.0, gt=0.0)
     gen_max_s: float = F(3.0, gt=0.0)
@@ -105,6 +115,15 @@ class TseConfig(Config):
         if d.val_utts_per_speaker >= d.gen_utts_per_speaker:
             raise ConfigError(f"data.val_utts_per_speaker ({d.val_utts_per_speaker}) must be < "
                               f"data.gen_utts_per_speaker ({d.gen_utts_per_speaker})")
+        if d.val_unseen_frac + d.val_synth_frac >= 1.0:
+            raise ConfigError(f"data.val_unseen_frac + data.val_synth_frac ({d.val_unseen_frac + d.val_synth_frac:g}) "
+                              f"must be < 1: the seen-speaker set needs items too")
+        if d.synth_voices.strip():
+            from mlplatform.families.tse.synth import parse_voices, parse_warps
+
+            if len(parse_voices(d.synth_voices)) * len(parse_warps(d.synth_warps)) < 2:
+                raise ConfigError("data.synth_voices x data.synth_warps must give >= 2 speakers (an unseen_synth "
+                                  "scene's interferer is another of them)")
         if d.val_speakers == 1:
             raise ConfigError("data.val_speakers must be 0 or >= 2 (an unseen scene's interferer is another "
                               "held-out speaker)")
@@ -132,6 +151,9 @@ def debug() -> TseConfig:
     # 15 voices, 3 held out (val/*_unseen): 12 train, as many as before the split (with 9 of 12 training,
     # 240 steps reached 0.34 dB SI-SDRi instead of 0.76, below the silence floor's SI-SDR)
     d.gen_speakers, d.gen_utts_per_speaker, d.gen_noise_files = 15, 6, 6
+    d.val_speakers, d.val_unseen_frac = 3, 0.25
+    # three flite voices, unwarped: the unseen_synth set costs ~1 s to make (Festival starts in ~0.4 s per call)
+    d.synth_voices, d.synth_warps, d.synth_utts_per_speaker, d.val_synth_frac = "flite:slt,flite:rms,flite:awb", "1.0", 3, 0.25
     c.train.epochs, c.train.steps_per_epoch, c.train.batch_size = 8, 30, 8
     c.train.val_batches, c.train.phase2_step = 6, 120
     c.optim.name, c.optim.lr = "adam", 3e-3
@@ -141,21 +163,27 @@ def debug() -> TseConfig:
 
 
 def cpu() -> TseConfig:
-    """A first real result on 2 CPU cores in about 10 minutes of training (docs/families/tse.md, "Floors,
-    ceilings and the cpu preset"): debug's model widths and 8 kHz / 1 s scenes, 12 voices (9 train), a 4 ms encoder
-    window (half the frames of debug's 2 ms: 155 instead of 272 ms of CPU per step), 3000 steps with six
-    larger validations (24 batches = 192 frozen items) and the TA phase from a third of the run."""
+    """A first real result on held-out voices on 2 CPU cores (docs/families/tse.md, "The cpu preset"): debug's
+    model widths at 16 kHz (PESQ's wide band) with 1 s scenes and a 4 ms encoder window; 260 generated
+    speakers (220 train, 40 held out as ``unseen``) and 24 flite/Festival speakers (``unseen_synth``);
+    6 epochs of 1000 steps, TA scenes from step 2000, and 40 validation batches (120 seen, 120 unseen,
+    80 unseen_synth frozen items)."""
     c = debug()
-    c.data.gen_speakers = 12  # 9 speakers train, 3 are only ever heard in validation (val/*_unseen)
+    d = c.data
+    d.sample_rate = 16000
+    d.gen_speakers, d.val_speakers, d.gen_utts_per_speaker = 260, 40, 10
+    d.val_unseen_frac, d.val_synth_frac = 0.375, 0.25
+    d.synth_voices, d.synth_warps, d.synth_utts_per_speaker = TseData().synth_voices, TseData().synth_warps, 6
     c.model.enc_win_s = 0.004
     t = c.train
-    t.epochs, t.steps_per_epoch, t.val_batches, t.phase2_step = 6, 500, 24, 1000
+    t.epochs, t.steps_per_epoch, t.val_batches, t.phase2_step = 6, 1000, 40, 2000
     c.optim.lr = 3e-3
     return c
 
 
 def full() -> TseConfig:
-    """The published setting, for GPUs: 16 kHz, 4 s mixtures, phase 2 at 200K, validation every 5K steps."""
+    """The published setting, for GPUs: 16 kHz, 4 s mixtures, phase 2 at 200K, validation every 5K steps;
+    1200 generated speakers (100 held out) and all 24 flite/Festival speakers (the field's defaults)."""
     c = TseConfig()
     c.train.epochs, c.train.steps_per_epoch, c.train.batch_size = 100, 5000, 2
     c.train.val_batches, c.train.phase2_step = 200, 200_000

@@ -34,27 +34,56 @@ from mlplatform.families.tse.pools import (  # noqa: F401 - held_out_speakers re
 from mlplatform.protocol import DataContext, Datasets
 from mlplatform.paths import repo_root
 
-GENERATOR_VERSION = "tse-espeak-1"
-INDEX_VERSION = "tse-index-1"
+GENERATOR_VERSION = "tse-espeak-2"  # 2: speakers are seeded tuples with a pitch range, word gap and warp
+SYNTH_VERSION = "tse-synth-1"
+INDEX_VERSION = "tse-index-2"  # 2: unseen_synth files are indexed as kind "synth"
 GEN_RATE = 16000  # the generated corpus is LibriSpeech-like: 16 kHz
 # files per Parquet row group, the unit a lazy reader fetches: 4 LibriSpeech utterances (~12 s each at 16 kHz)
 # are ~1.5 MB, so drawing one file reads little else; the layout is not in the fingerprint (content is)
 ROW_GROUP_FILES = 4
+SETS = ("seen", "unseen", "unseen_synth")  # the validation sets, in the order of a batch's ``subset`` index
 
 
 def data_root(cfg: Any) -> Path:
     return Path(cfg.data.root) if cfg.data.root else repo_root() / "data" / "tse"
 
 
+def espeak_speakers(cfg: Any) -> list:
+    from mlplatform.families.tse import speech
+
+    return speech.voices(cfg.data.gen_speakers, cfg.data.gen_seed)
+
+
+def synth_speakers(cfg: Any) -> list:
+    """The unseen_synth speakers (checked: engines installed, voices present), or [] when disabled."""
+    from mlplatform.families.tse import synth
+
+    return synth.synth_voices(cfg.data.synth_voices, cfg.data.synth_warps) if cfg.data.synth_voices.strip() else []
+
+
 def _gen_key(cfg: Any) -> dict[str, Any]:
+    """What the generated corpus is a function of: the speaker list itself (every tuple) and the utterances."""
     d = cfg.data
-    return {k: getattr(d, k) for k in ("gen_speakers", "gen_utts_per_speaker", "gen_min_s", "gen_max_s", "gen_seed")}
+    key = {k: getattr(d, k) for k in ("gen_utts_per_speaker", "gen_min_s", "gen_max_s", "gen_seed")}
+    return {**key, "speakers": [v.speaker_id for v in espeak_speakers(cfg)]}
+
+
+def _synth_key(cfg: Any) -> dict[str, Any]:
+    d = cfg.data
+    return {"speakers": [v.speaker_id for v in synth_speakers(cfg)], "utts": d.synth_utts_per_speaker,
+            "min_s": d.gen_min_s, "max_s": d.gen_max_s, "seed": d.gen_seed}
 
 
 def corpus_dir(cfg: Any) -> Path:
     if cfg.data.corpus:
         return Path(cfg.data.corpus).expanduser().resolve()
     return data_root(cfg) / f"espeak-{cache.fingerprint(_gen_key(cfg), GENERATOR_VERSION)}"
+
+
+def synth_dir(cfg: Any) -> Path | None:
+    if not cfg.data.synth_voices.strip():
+        return None
+    return data_root(cfg) / f"synth-{cache.fingerprint(_synth_key(cfg), SYNTH_VERSION)}"
 
 
 def noise_dir(cfg: Any) -> Path:
@@ -64,33 +93,46 @@ def noise_dir(cfg: Any) -> Path:
     return data_root(cfg) / f"noise-{cache.fingerprint(key, GENERATOR_VERSION)}"
 
 
-def ensure_sources(cfg: Any, log=print) -> tuple[Path, Path]:
-    """Generate the espeak-ng corpus and the noise folder when no path is given; check given paths."""
+def ensure_sources(cfg: Any, log=print) -> tuple[Path, Path, Path | None]:
+    """Generate the espeak-ng corpus, the unseen_synth corpus (flite/Festival) and the noise folder when no
+    path is given; check given paths."""
     from mlplatform.families.tse import speech
 
     d = cfg.data
-    corpus, noise = corpus_dir(cfg), noise_dir(cfg)
+    corpus, noise, synth = corpus_dir(cfg), noise_dir(cfg), synth_dir(cfg)
     for given, path, key in ((d.corpus, corpus, "data.corpus"), (d.noise, noise, "data.noise")):
         if given and not path.is_dir():
             raise ConfigError(f"{key}: {given!r} is not a folder (expected <speaker>/<utt>.wav|flac)")
     if not d.corpus:
+        speech.check_espeak()
         cache.build_once(corpus, lambda tmp: {
             "kind": "espeak-corpus", "generator": GENERATOR_VERSION, "config": _gen_key(cfg),
-            "files": len(speech.generate_corpus(tmp, d.gen_speakers, d.gen_utts_per_speaker, d.gen_seed, GEN_RATE,
-                                                d.gen_min_s, d.gen_max_s, log=log))}, log=log)
+            "files": len(speech.generate_corpus(tmp, espeak_speakers(cfg), d.gen_utts_per_speaker, d.gen_seed,
+                                                GEN_RATE, d.gen_min_s, d.gen_max_s, log=log))}, log=log)
+    if synth is not None:
+        voices = synth_speakers(cfg)
+        # its own sentence stream: seed offset so no sentence list is shared with the espeak-ng speakers
+        cache.build_once(synth, lambda tmp: {
+            "kind": "synth-corpus", "generator": SYNTH_VERSION, "config": _synth_key(cfg),
+            "files": len(speech.generate_corpus(tmp, voices, d.synth_utts_per_speaker, d.gen_seed + 1_000_003,
+                                                GEN_RATE, d.gen_min_s, d.gen_max_s, log=log,
+                                                engine="flite/festival", per_task=4))}, log=log)
     if not d.noise:
         cache.build_once(noise, lambda tmp: {
             "kind": "noise", "files": len(speech.make_noise(str(tmp), d.gen_noise_files, 6.0, GEN_RATE, d.gen_seed))},
             log=log)
-    return corpus, noise
+    return corpus, noise, synth
 
 
-def _file_list(corpus: Path, noise: Path) -> list[tuple[str, str, str]]:
+def _file_list(corpus: Path, noise: Path, synth: Path | None = None) -> list[tuple[str, str, str]]:
     """(path, speaker, kind) for every audio file; a speaker is the first folder under the corpus."""
     out = []
-    for p in list_audio(corpus):
-        rel = p.relative_to(corpus)
-        out.append((str(p), rel.parts[0] if len(rel.parts) > 1 else "", "speech"))
+    for root, kind in ((corpus, "speech"), (synth, "synth")):
+        if root is None:
+            continue
+        for p in list_audio(root):
+            rel = p.relative_to(root)
+            out.append((str(p), rel.parts[0] if len(rel.parts) > 1 else "", kind))
     out += [(str(p), "", "noise") for p in list_audio(noise)]
     return out
 
@@ -108,7 +150,7 @@ def index_files(files: list[tuple[str, str, str]], params: dict[str, Any], part:
         info, x = check_audio(path, min_seconds=params["min_seconds"], silence_db=params["silence_db"],
                               min_sample_rate=params["min_sample_rate"])
         reason = info.reason
-        if reason is None and kind == "speech" and not speaker:
+        if reason is None and kind != "noise" and not speaker:
             reason = "not inside a speaker folder (expected <corpus>/<speaker>/...)"
         rows.append({"path": path, "speaker": speaker, "kind": kind, "duration": float(info.duration),
                      "sample_rate": int(info.sample_rate), "channels": int(info.channels),
@@ -127,12 +169,13 @@ def index_files(files: list[tuple[str, str, str]], params: dict[str, Any], part:
     return rows
 
 
-def index_dir(cfg: Any, corpus: Path, noise: Path, files: list[tuple[str, str, str]]) -> Path:
+def index_dir(cfg: Any, corpus: Path, noise: Path, files: list[tuple[str, str, str]], synth: Path | None = None) -> Path:
     stats = []
     for p, _, _ in files:
         st = os.stat(p)
         stats.append((p, st.st_size, int(st.st_mtime)))
-    key = {"corpus": str(corpus), "noise": str(noise), "files": stats, "check": _check_params(cfg)}
+    key = {"corpus": str(corpus), "noise": str(noise), "synth": str(synth or ""), "files": stats,
+           "check": _check_params(cfg)}
     return data_root(cfg) / f"index-{cache.fingerprint(key, INDEX_VERSION)}"
 
 
@@ -140,11 +183,11 @@ def prepare_data(cfg: Any, log=print) -> dict[str, Any]:
     """Generate (or take) the corpus, then index/check/resample it with one Ray task per chunk of files."""
     ray = ray_if_up()  # None: build here (Ray not started or not installed)
 
-    corpus, noise = ensure_sources(cfg, log)
-    files = _file_list(corpus, noise)
+    corpus, noise, synth = ensure_sources(cfg, log)
+    files = _file_list(corpus, noise, synth)
     if not any(k == "speech" for _, _, k in files):
         raise ConfigError(f"data.corpus: no .wav/.flac files under {corpus} (expected <speaker>/<utt>.wav|flac)")
-    folder = index_dir(cfg, corpus, noise, files)
+    folder = index_dir(cfg, corpus, noise, files, synth)
     params = _check_params(cfg)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -164,9 +207,11 @@ def prepare_data(cfg: Any, log=print) -> dict[str, Any]:
         for r in skipped:
             log(f"[data] skipped {r['path']}: {r['reason']}")
         ok = [r for r in rows if r["status"] == "ok"]
-        return {"family": "tse", "corpus": str(corpus), "noise": str(noise), "index_version": INDEX_VERSION,
+        return {"family": "tse", "corpus": str(corpus), "noise": str(noise), "synth": str(synth or ""),
+                "index_version": INDEX_VERSION,
                 "files": len(rows), "ok": len(ok), "skipped": len(skipped),
                 "speakers": len({r["speaker"] for r in ok if r["kind"] == "speech"}),
+                "synth_speakers": len({r["speaker"] for r in ok if r["kind"] == "synth"}),
                 "noise_files": sum(r["kind"] == "noise" for r in ok),
                 "hours": round(sum(r["duration"] for r in ok if r["kind"] == "speech") / 3600, 4),
                 "skipped_files": [{"path": r["path"], "reason": r["reason"]} for r in skipped]}
@@ -179,17 +224,22 @@ def prepare_data(cfg: Any, log=print) -> dict[str, Any]:
 # loading and dynamic mixing
 # ----------------------------------------------------------------------------------------------
 
-def load_pools(cfg: Any, rank: int = 0, world_size: int = 1) -> tuple[Pool, Pool, Pool | None, dict[str, Any]]:
-    """(train pool of this rank's speaker shard, seen-speaker val pool, unseen-speaker val pool or None, info).
+def load_pools(cfg: Any, rank: int = 0, world_size: int = 1) -> tuple[Pool, dict[str, Pool], dict[str, Any]]:
+    """(train pool of this rank's speaker shard, {set name: validation pool}, info).
 
     The pools hold row numbers of the audio cache, read lazily (``pools.py``): memory does not grow with the
-    corpus. Speakers: ``data.val_speakers`` speakers (:func:`held_out_speakers`) are held out entirely: none of
-    their utterances is a training target, enrollment or interferer; they make the unseen pool (targets and
-    enrollments are their utterances, a different one each time; interferers the other held-out speakers).
-    Every other speaker trains; its last ``val_utts_per_speaker`` utterances (in path order) are seen-speaker
-    validation targets, enrolled with its training utterances (never the target). Noise clips are split 75 %
-    train / 25 % val in time. Validation pools are the same on every rank; the training pool is rank
-    ``rank``'s disjoint block of the training speakers (:func:`~mlplatform.families.tse.pools.shard_pool`)."""
+    corpus. The validation sets (``SETS``), speaker-disjoint from each other:
+
+    - ``seen``: the last ``val_utts_per_speaker`` utterances (in path order) of every training speaker,
+      enrolled with its training utterances (never the target);
+    - ``unseen``: ``data.val_speakers`` corpus speakers (:func:`held_out_speakers`) held out entirely: none of
+      their utterances is a training target, enrollment or interferer; targets, enrollments and interferers
+      are their own utterances (absent when ``val_speakers`` is 0);
+    - ``unseen_synth``: the flite/Festival voices (``synth.py``), made by another synthesizer and never heard
+      in training or selection (absent when ``data.synth_voices`` is empty).
+
+    Noise clips are split 75 % train / 25 % val in time. Validation pools are the same on every rank; the
+    training pool is rank ``rank``'s disjoint block of the training speakers (:func:`shard_pool`)."""
     man = _cached_index(cfg) or prepare_data(cfg)  # a worker on a fresh node builds the same index
     store = RowStore.open(man["path"], "audio", cache_bytes=int(cfg.data.cache_mb * (1 << 20)))
     by_spk, noise = speaker_rows(store)
@@ -215,23 +265,31 @@ def load_pools(cfg: Any, rank: int = 0, world_size: int = 1) -> tuple[Pool, Pool
         raise ConfigError("data.corpus: no speaker has enough utterances to hold one out for validation")
     val_noise = [(r, "val") for r in noise]
     train = Pool(tr_t, tr_t, tr_t, [(r, "train") for r in noise], store)
-    val = Pool(va_t, tr_t, {s: (va_t[s] if s in va_t else tr_t[s]) for s in tr_t}, val_noise, store)
+    vals = {"seen": Pool(va_t, tr_t, {s: (va_t[s] if s in va_t else tr_t[s]) for s in tr_t}, val_noise, store)}
     unseen_t = {s: usable[s] for s in held}
-    unseen = Pool(unseen_t, unseen_t, unseen_t, val_noise, store) if held else None
+    if held:
+        vals["unseen"] = Pool(unseen_t, unseen_t, unseen_t, val_noise, store)
+    synth_t = {s: v for s, v in speaker_rows(store, "synth")[0].items() if len(v) >= 2}
+    if cfg.data.synth_voices.strip():
+        if len(synth_t) < 2:
+            raise ConfigError(f"data.synth_voices: {len(synth_t)} unseen_synth speaker(s) with >= 2 usable "
+                              f"utterances in {man.get('synth')}; need >= 2 (see {man['manifest']})")
+        vals["unseen_synth"] = Pool(synth_t, synth_t, synth_t, val_noise, store)
     info = {"path": man["path"], "speakers": len(usable), "train_speakers": len(tr_t), "unseen_speakers": held,
-            "train_utts": sum(map(len, tr_t.values())), "val_utts": sum(map(len, va_t.values())),
-            "unseen_utts": sum(map(len, unseen_t.values())), "noise_files": len(noise)}
+            "synth_speakers": sorted(synth_t), "train_utts": sum(map(len, tr_t.values())),
+            "val_utts": sum(map(len, va_t.values())), "unseen_utts": sum(map(len, unseen_t.values())),
+            "synth_utts": sum(map(len, synth_t.values())), "noise_files": len(noise)}
     shard = shard_pool(train, rank, world_size)
     info.update(rank_speakers=len(shard.speakers), rank_noise_files=len(shard.noise))
-    return shard, val, unseen, info
+    return shard, vals, info
 
 
 def _cached_index(cfg: Any) -> dict[str, Any] | None:
-    corpus, noise = corpus_dir(cfg), noise_dir(cfg)
-    if not corpus.is_dir() or not noise.is_dir():
+    corpus, noise, synth = corpus_dir(cfg), noise_dir(cfg), synth_dir(cfg)
+    if not corpus.is_dir() or not noise.is_dir() or (synth is not None and not synth.is_dir()):
         return None
-    files = _file_list(corpus, noise)
-    folder = index_dir(cfg, corpus, noise, files)
+    files = _file_list(corpus, noise, synth)
+    folder = index_dir(cfg, corpus, noise, files, synth)
     man = cache.read_manifest(folder)
     return None if man is None else {"path": str(folder), "manifest": str(folder / "manifest.parquet"), **man}
 
@@ -242,28 +300,40 @@ def phase_at(cfg: Any, step: int) -> tuple[int, float]:
     return (2, float(cfg.data.p_ta)) if step >= cfg.train.phase2_step else (1, 0.0)
 
 
-def val_split(cfg: Any, has_unseen: bool) -> tuple[int, int]:
-    """Items per validation batch from (seen, unseen) speakers."""
+def val_split(cfg: Any, sets: list[str]) -> dict[str, int]:
+    """Items per validation batch from each present set (``SETS`` order): ``data.val_unseen_frac`` and
+    ``data.val_synth_frac`` of the batch (rounded, at least 1 each), the rest from ``seen``."""
     bs = cfg.train.batch_size
-    if not has_unseen:
-        return bs, 0
-    n_u = min(bs - 1, max(1, int(round(cfg.data.val_unseen_frac * bs))))
-    return bs - n_u, n_u
+    frac = {"unseen": cfg.data.val_unseen_frac, "unseen_synth": cfg.data.val_synth_frac}
+    out = {s: max(1, int(round(frac[s] * bs))) for s in sets if s != "seen"}
+    out = {"seen": bs - sum(out.values()), **out}
+    if out["seen"] < 1:
+        raise ConfigError(f"train.batch_size={bs} leaves no seen-speaker item in a validation batch beside "
+                          f"{sum(out.values()) - out['seen']} unseen ones: raise it or lower data.val_*_frac")
+    return out
 
 
-def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], spk_offset: int) -> dict[str, torch.Tensor]:
-    """Seen items ``a`` then unseen items ``b`` in one batch, with an ``unseen`` [n] bool flag; unseen speaker
-    indices are offset so no index names a speaker of both parts (the enrollment-swap probe compares them)."""
-    out = {k: torch.cat([a[k], b[k] + (spk_offset if k == "spk" else 0)]) for k in a}
-    out["unseen"] = torch.cat([torch.zeros(len(a["tp"]), dtype=torch.bool), torch.ones(len(b["tp"]), dtype=torch.bool)])
+def concat_batches(parts: dict[str, dict[str, torch.Tensor]], sizes: dict[str, int]) -> dict[str, torch.Tensor]:
+    """One validation batch of each set's items in ``SETS`` order, with ``subset`` [n] (the set's index in
+    ``SETS``); speaker indices are offset by the earlier sets' pool sizes, so no index names speakers of two
+    sets (the enrollment-swap probe compares them)."""
+    names = [s for s in SETS if s in parts]
+    offsets, off = {}, 0
+    for s in names:
+        offsets[s] = off
+        off += sizes[s]
+    out = {k: torch.cat([parts[s][k] + offsets[s] if k == "spk" else parts[s][k] for s in names])
+           for k in parts[names[0]]}
+    out["subset"] = torch.cat([torch.full((len(parts[s]["tp"]),), SETS.index(s), dtype=torch.int8) for s in names])
     return out
 
 
 def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
-    train, val, unseen, info = load_pools(cfg, ctx.rank, ctx.world_size)
+    train, vals, info = load_pools(cfg, ctx.rank, ctx.world_size)
     d, t = cfg.data, cfg.train
     spe, bs = t.steps_per_epoch, t.batch_size
-    n_seen, n_unseen = val_split(cfg, unseen is not None)
+    counts = val_split(cfg, list(vals))
+    info["val_items_per_batch"] = counts
 
     def mixed(epoch: int):
         # one generator per (seed, epoch, rank): a resumed run mixes exactly what the original would have
@@ -279,11 +349,8 @@ def build_datasets(cfg: Any, ctx: DataContext) -> Datasets:
         # the loop has seeded every RNG with train.val_seed: draw the mixer's seed from it, never reseed.
         # Validation always has phase-2 scenes: TA behaviour is scored from the start.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        sizes = {s: len(p.speakers) for s, p in vals.items()}
         for _ in range(t.val_batches):
-            seen = mix_batch(rng, val, n_seen, d.p_ta, d)
-            if unseen is None:
-                yield {**seen, "unseen": torch.zeros(n_seen, dtype=torch.bool)}
-            else:
-                yield concat_batches(seen, mix_batch(rng, unseen, n_unseen, d.p_ta, d), len(val.speakers))
+            yield concat_batches({s: mix_batch(rng, vals[s], counts[s], d.p_ta, d) for s in vals}, sizes)
 
     return Datasets(train_batches=train_batches, val_batches=val_batches, info=info)

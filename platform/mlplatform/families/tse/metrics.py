@@ -1,8 +1,9 @@
 """tse validation metrics, per sample (the loop averages them over every validation item).
 
 TP metrics are returned for TP samples only and TA metrics for TA samples only, so each mean is over
-its own scene type (a batch without one gives an empty tensor, which the loop skips). Items enrolled by a
-speaker held out of training (``unseen``) are scored apart, under the same names with ``_unseen`` appended.
+its own scene type (a batch without one gives an empty tensor, which the loop skips). Each validation set
+(``subset`` index into ``SET_SUFFIXES``) is scored apart: the seen speakers under the plain names, the held-out
+corpus speakers with ``_unseen`` appended, the other synthesizer's voices with ``_unseen_synth``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mlplatform.families.tse.losses import energy_db, rms, si_sdr
 
 TP_KEYS = ("si_sdr_tp", "si_sdri_tp", "rms_ratio")
 TA_KEYS = ("ta_energy_db", "ta_suppression_db")
+SET_SUFFIXES = ("", "_unseen", "_unseen_synth")  # data.SETS: seen, unseen, unseen_synth
 
 
 def ta_suppression_db(est: torch.Tensor, mixture: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -42,21 +44,23 @@ def _scene_metrics(est: torch.Tensor, tgt: torch.Tensor, mixture: torch.Tensor, 
 
 
 def scene_metrics(est: torch.Tensor, tgt: torch.Tensor, mixture: torch.Tensor, tp: torch.Tensor,
-                  eps: float = 1e-8, unseen: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Shape: est, tgt, mixture [B, T]; tp [B] bool; unseen [B] bool or None -> {name: [n] per sample}.
+                  eps: float = 1e-8, subset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Shape: est, tgt, mixture [B, T]; tp [B] bool; subset [B] int (index into ``SET_SUFFIXES``) or None ->
+    {name: [n] per sample}.
 
     si_sdr_tp: SI-SDR of the estimate (dB); si_sdri_tp: its improvement over the mixture's SI-SDR;
     rms_ratio: rms(est)/rms(target) (1 = right level, < 1 = suppressed); ta_energy_db: output energy
     in dBFS where the target is absent (what the ``ta_energy`` loss term penalises); ta_suppression_db:
-    :func:`ta_suppression_db` there. Without ``unseen`` every item is a seen-speaker item; with it, the
-    unseen items give the ``<name>_unseen`` keys (always present, possibly empty) and the plain keys hold
-    the seen items only.
+    :func:`ta_suppression_db` there. Without ``subset`` every item is a seen-speaker item; with it, every set
+    gives its suffixed keys (always present, possibly empty) and the plain keys hold the seen items only.
     """
     tp = tp.bool().flatten()
     est, tgt, mixture = est.float(), tgt.float(), mixture.float()
-    if unseen is None:
+    if subset is None:
         return _scene_metrics(est, tgt, mixture, tp, eps)
-    u = unseen.bool().flatten()
-    out = _scene_metrics(est[~u], tgt[~u], mixture[~u], tp[~u], eps)
-    out.update({f"{k}_unseen": v for k, v in _scene_metrics(est[u], tgt[u], mixture[u], tp[u], eps).items()})
+    sub = subset.flatten().long()
+    out: dict[str, torch.Tensor] = {}
+    for i, suffix in enumerate(SET_SUFFIXES):
+        m = sub == i
+        out.update({f"{k}{suffix}": v for k, v in _scene_metrics(est[m], tgt[m], mixture[m], tp[m], eps).items()})
     return out

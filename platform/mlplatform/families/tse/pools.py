@@ -62,14 +62,17 @@ def held_out_speakers(speakers: list[str], n: int) -> list[str]:
     return sorted(sorted(speakers, key=lambda s: hashlib.sha256(s.encode()).hexdigest())[:n])
 
 
-def speaker_rows(store: RowStore) -> tuple[dict[str, np.ndarray], list[int]]:
-    """({speaker: its rows in path order}, noise rows in path order) from the cache's small columns only
-    (path, speaker, kind): sorted by Arrow, so no per-file Python object is made for a large corpus."""
+def speaker_rows(store: RowStore, kind: str = "speech") -> tuple[dict[str, np.ndarray], list[int]]:
+    """({speaker: its rows of ``kind`` in path order}, noise rows in path order) from the cache's small columns
+    only (path, speaker, kind): sorted by Arrow, so no per-file Python object is made for a large corpus.
+    ``kind`` is "speech" (the training corpus) or "synth" (the unseen_synth voices)."""
     meta = store.columns(["path", "speaker", "kind"]).append_column("row", pa.array(np.arange(len(store))))
     meta = meta.take(pc.sort_indices(meta, sort_keys=[("speaker", "ascending"), ("path", "ascending")]))
     is_noise = pc.equal(meta.column("kind"), "noise")
     noise = meta.filter(is_noise).column("row").to_numpy()
-    speech = meta.filter(pc.invert(is_noise))
+    speech = meta.filter(pc.equal(meta.column("kind"), kind))
+    if speech.num_rows == 0:
+        return {}, [int(r) for r in noise]
     rows = speech.column("row").to_numpy()
     runs = pc.run_end_encode(speech.column("speaker").combine_chunks())
     ends = runs.run_ends.to_numpy()
