@@ -71,6 +71,11 @@ class TseData:
     synth_utts_per_speaker: int = F(6, ge=2, help="utterances per unseen_synth speaker")
     val_synth_frac: float = F(0.25, ge=0.0, lt=1.0, help="share of each validation batch mixed from the unseen_synth "
                                                          "speakers (rounded, at least 1 item when synth_voices is set)")
+    reverb: bool = F(False, help="reverberant mixtures from seeded pyroomacoustics rooms (the loss's target stays "
+                                 "the dry source)")
+    reverb_rooms: int = F(16, ge=1, help="simulated shoebox rooms (one RIR each for target and interferer)")
+    rt60_min: float = F(0.2, gt=0.0, le=2.0, help="reverberation time range of the rooms, seconds")
+    rt60_max: float = F(0.6, gt=0.0, le=2.0)
     min_seconds: float = F(0.5, gt=0.0, help="shorter files are skipped")
     silence_db: float = F(-60.0, help="files with RMS below this are skipped as silent")
     min_sample_rate: int = F(8000, ge=1000, help="files below this rate are skipped")
@@ -110,6 +115,8 @@ class TseConfig(Config):
             raise ConfigError(f"data.sir_db_min ({d.sir_db_min}) must be <= data.sir_db_max ({d.sir_db_max})")
         if d.snr_db_min > d.snr_db_max:
             raise ConfigError(f"data.snr_db_min ({d.snr_db_min}) must be <= data.snr_db_max ({d.snr_db_max})")
+        if d.rt60_min > d.rt60_max:
+            raise ConfigError(f"data.rt60_min ({d.rt60_min}) must be <= data.rt60_max ({d.rt60_max})")
         if d.gen_min_s > d.gen_max_s:
             raise ConfigError(f"data.gen_min_s ({d.gen_min_s}) must be <= data.gen_max_s ({d.gen_max_s})")
         if d.val_utts_per_speaker >= d.gen_utts_per_speaker:

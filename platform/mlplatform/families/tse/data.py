@@ -117,6 +117,8 @@ def ensure_sources(cfg: Any, log=print) -> tuple[Path, Path, Path | None]:
             "files": len(speech.generate_corpus(tmp, voices, d.synth_utts_per_speaker, d.gen_seed + 1_000_003,
                                                 GEN_RATE, d.gen_min_s, d.gen_max_s, log=log,
                                                 engine="flite/festival", per_task=4))}, log=log)
+    if d.reverb:  # the rooms too, once, before any worker needs them
+        _rooms(cfg)
     if not d.noise:
         cache.build_once(noise, lambda tmp: {
             "kind": "noise", "files": len(speech.make_noise(str(tmp), d.gen_noise_files, 6.0, GEN_RATE, d.gen_seed))},
@@ -264,17 +266,18 @@ def load_pools(cfg: Any, rank: int = 0, world_size: int = 1) -> tuple[Pool, dict
     if not va_t:
         raise ConfigError("data.corpus: no speaker has enough utterances to hold one out for validation")
     val_noise = [(r, "val") for r in noise]
-    train = Pool(tr_t, tr_t, tr_t, [(r, "train") for r in noise], store)
-    vals = {"seen": Pool(va_t, tr_t, {s: (va_t[s] if s in va_t else tr_t[s]) for s in tr_t}, val_noise, store)}
+    rooms = _rooms(cfg)
+    train = Pool(tr_t, tr_t, tr_t, [(r, "train") for r in noise], store, rooms)
+    vals = {"seen": Pool(va_t, tr_t, {s: (va_t[s] if s in va_t else tr_t[s]) for s in tr_t}, val_noise, store, rooms)}
     unseen_t = {s: usable[s] for s in held}
     if held:
-        vals["unseen"] = Pool(unseen_t, unseen_t, unseen_t, val_noise, store)
+        vals["unseen"] = Pool(unseen_t, unseen_t, unseen_t, val_noise, store, rooms)
     synth_t = {s: v for s, v in speaker_rows(store, "synth")[0].items() if len(v) >= 2}
     if cfg.data.synth_voices.strip():
         if len(synth_t) < 2:
             raise ConfigError(f"data.synth_voices: {len(synth_t)} unseen_synth speaker(s) with >= 2 usable "
                               f"utterances in {man.get('synth')}; need >= 2 (see {man['manifest']})")
-        vals["unseen_synth"] = Pool(synth_t, synth_t, synth_t, val_noise, store)
+        vals["unseen_synth"] = Pool(synth_t, synth_t, synth_t, val_noise, store, rooms)
     info = {"path": man["path"], "speakers": len(usable), "train_speakers": len(tr_t), "unseen_speakers": held,
             "synth_speakers": sorted(synth_t), "train_utts": sum(map(len, tr_t.values())),
             "val_utts": sum(map(len, va_t.values())), "unseen_utts": sum(map(len, unseen_t.values())),
@@ -282,6 +285,16 @@ def load_pools(cfg: Any, rank: int = 0, world_size: int = 1) -> tuple[Pool, dict
     shard = shard_pool(train, rank, world_size)
     info.update(rank_speakers=len(shard.speakers), rank_noise_files=len(shard.noise))
     return shard, vals, info
+
+
+def _rooms(cfg: Any):
+    """The simulated rooms when ``data.reverb`` is on (shared by training and validation: the same acoustics,
+    new speakers), else None."""
+    if not cfg.data.reverb:
+        return None
+    from mlplatform.families.tse.rooms import load_rooms
+
+    return load_rooms(cfg, data_root(cfg))
 
 
 def _cached_index(cfg: Any) -> dict[str, Any] | None:

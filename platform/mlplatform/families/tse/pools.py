@@ -36,6 +36,8 @@ class Pool:
     interferers: dict[str, np.ndarray]
     noise: list[tuple[int, str]]
     store: RowStore
+    # (target RIR, interferer RIR) per simulated room (``rooms.py``), or None for dry scenes
+    rooms: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def speakers(self) -> list[str]:
@@ -97,7 +99,7 @@ def shard_pool(pool: Pool, rank: int, world_size: int) -> Pool:
         na, nb = shard_bounds(len(noise), rank, world_size)
         noise = noise[na:nb]
     return Pool({s: v for s, v in pool.targets.items() if s in mine}, {s: v for s, v in pool.enroll.items() if s in mine},
-                {s: v for s, v in pool.interferers.items() if s in mine}, noise, pool.store)
+                {s: v for s, v in pool.interferers.items() if s in mine}, noise, pool.store, pool.rooms)
 
 
 def _crop(rng: np.random.Generator, x: np.ndarray, n: int) -> np.ndarray:
@@ -130,35 +132,54 @@ def _draw_sources(rng: np.random.Generator, pool: Pool, spks: list[str], all_spk
     return k, pool.utterance(t_row), pool.utterance(e_row), interf, noise
 
 
+def _mix_scene(target: np.ndarray, interf: np.ndarray, noise: np.ndarray, ta: bool, sir: float, snr: float,
+               level: float, room: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mixture, loss target) of one scene. In a room the target and the interferer are reverberant in the
+    mixture; the loss's target stays the dry source (direct path aligned, ``rooms.py``)."""
+    s_mix = target
+    if room is not None:
+        from mlplatform.families.tse.rooms import reverberate
+
+        s_mix, interf = reverberate(target, room[0]), reverberate(interf, room[1])
+    if ta:  # target absent: interferer + noise only, the reference is silence
+        target = s_mix = np.zeros_like(target)
+        ref = _rms(interf)
+        noise = noise * (ref / _rms(noise) / 10 ** (snr / 20))
+    else:
+        ref = _rms(s_mix)
+        interf = interf * (ref / _rms(interf) / 10 ** (sir / 20))
+        noise = noise * (ref / _rms(noise) / 10 ** (snr / 20))
+    m = s_mix + interf + noise
+    g = 10 ** (level / 20) / _rms(m)
+    peak = float(np.abs(m).max()) * g
+    if peak > 0.99:  # never clip: lower the level instead
+        g *= 0.99 / peak
+    return m * g, target * g
+
+
 def mix_batch(rng: np.random.Generator, pool: Pool, n: int, p_ta: float, d) -> dict[str, torch.Tensor]:
     """``n`` mixtures. Returns mixture [n, T], target [n, T] (zeros in TA scenes), enroll [n, Te], tp [n] bool,
-    spk [n] (the enrolled speaker's index in the pool: the enrollment-swap probe needs another speaker)."""
+    spk [n] (the enrolled speaker's index in the pool: the enrollment-swap probe needs another speaker).
+    With rooms, each scene's room is drawn after every other draw of the batch, so a dry and a reverberant
+    run mix the same sources at the same ratios."""
     seg, seg_e = int(round(d.segment_s * d.sample_rate)), int(round(d.enroll_s * d.sample_rate))
     spks, all_spk = pool.speakers, sorted(pool.interferers)
     mix, tgt, enr, tp = (np.zeros((n, seg), np.float32), np.zeros((n, seg), np.float32),
                          np.zeros((n, seg_e), np.float32), np.ones(n, bool))
     spk_idx = np.zeros(n, np.int64)
+    scenes = []
     for b in range(n):
         spk_idx[b], target, e, interf, noise = _draw_sources(rng, pool, spks, all_spk, seg)
         s = _crop(rng, target, seg)
         ta = bool(rng.random() < p_ta)
         sir, snr = rng.uniform(d.sir_db_min, d.sir_db_max), rng.uniform(d.snr_db_min, d.snr_db_max)
         level = d.mix_level_db + rng.uniform(-d.level_jitter_db, d.level_jitter_db)
-        if ta:  # target absent: interferer + noise only, the reference is silence
-            s = np.zeros(seg, np.float32)
-            ref = _rms(interf)
-            noise = noise * (ref / _rms(noise) / 10 ** (snr / 20))
-        else:
-            ref = _rms(s)
-            interf = interf * (ref / _rms(interf) / 10 ** (sir / 20))
-            noise = noise * (ref / _rms(noise) / 10 ** (snr / 20))
-        m = s + interf + noise
-        g = 10 ** (level / 20) / _rms(m)
-        peak = float(np.abs(m).max()) * g
-        if peak > 0.99:  # never clip: lower the level instead
-            g *= 0.99 / peak
-        mix[b], tgt[b], tp[b] = m * g, s * g, not ta
+        scenes.append((s, interf, noise, ta, sir, snr, level))
         ec = _crop(rng, e, seg_e)
         enr[b] = ec * (10 ** (-25 / 20) / _rms(ec))  # enrollment at a fixed level
+        tp[b] = not ta
+    rooms = [pool.rooms[int(i)] for i in rng.integers(len(pool.rooms), size=n)] if pool.rooms else [None] * n
+    for b, (scene, room) in enumerate(zip(scenes, rooms)):
+        mix[b], tgt[b] = _mix_scene(*scene, room)
     return {"mixture": torch.from_numpy(mix), "target": torch.from_numpy(tgt),
             "enroll": torch.from_numpy(enr), "tp": torch.from_numpy(tp), "spk": torch.from_numpy(spk_idx)}

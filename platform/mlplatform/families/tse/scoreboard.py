@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from mlplatform.families.tse import family as F
-from mlplatform.families.tse.metrics import scene_metrics
+from mlplatform.families.tse.metrics import SET_SUFFIXES, scene_metrics
 from mlplatform.families.tse.oracles import oracle_masks
 from mlplatform.protocol import DataContext, StepContext
 
@@ -43,7 +43,7 @@ def score(cfg: Any, model: torch.nn.Module | None = None) -> dict[str, dict[str,
                 ests["model"] = model(batch["mixture"], batch["enroll"])
             for name, est in ests.items():
                 for k, v in scene_metrics(est, batch["target"], batch["mixture"], batch["tp"], eps,
-                                          batch.get("unseen")).items():
+                                          batch.get("subset")).items():
                     vals[name][k].append(v)
     out: dict[str, dict[str, dict[str, float]]] = {"_val_set": {"items": {"n": record.get("items", 0)}}}
     for name, mets in vals.items():
@@ -77,16 +77,17 @@ def main(argv: list[str] | None = None) -> None:
     cfg = build_config("tse", a.preset, over)
     t0 = time.perf_counter()
     res = score(cfg, load(cfg, a.checkpoint) if a.checkpoint else None)
-    keys = ("si_sdr_tp", "si_sdri_tp", "rms_ratio", "ta_suppression_db", "si_sdri_tp_unseen", "rms_ratio_unseen",
-            "ta_suppression_db_unseen")
     print(f"val items: {res['_val_set']['items']['n']}  ({time.perf_counter() - t0:.1f}s)")
-    print(f"{'estimator':14s}" + "".join(f"{k:>26s}" for k in keys))
-    for name, mets in res.items():
-        if name.startswith("_"):
-            continue
-        row = "".join(f"{mets[k]['mean']:>12.2f} / {mets[k]['median']:<7.2f}({mets[k]['n']:>3d})" if k in mets
-                      else f"{'-':>26s}" for k in keys)
-        print(f"{name:14s}{row}")
+    keys = ("si_sdri_tp", "rms_ratio", "ta_suppression_db")
+    for suffix, name in zip(SET_SUFFIXES, ("seen", "unseen", "unseen_synth")):
+        print(f"-- {name}")
+        print(f"{'estimator':14s}" + "".join(f"{k + suffix:>34s}" for k in keys))
+        for est, mets in res.items():
+            if est.startswith("_"):
+                continue
+            row = "".join(f"{mets[k]['mean']:>20.2f} / {mets[k]['median']:<7.2f}({mets[k]['n']:>3d})" if k in mets
+                          else f"{'-':>34s}" for k in (k + suffix for k in keys))
+            print(f"{est:14s}{row}")
     print("(mean / median (n))")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
