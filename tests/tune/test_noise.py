@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.noise import analyse, bootstrap_mean
 from mlplatform.tune.report import write_sweep_report
-from mlplatform.tune.report_noise import ARTIFACT
+from mlplatform.tune.report.noise import ARTIFACT
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

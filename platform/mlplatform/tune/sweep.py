@@ -21,7 +21,7 @@ from mlplatform.registry import build_config, get_family
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.train.outcome import Outcome
 from mlplatform.tune.pareto import format_objectives, parse_objectives
-from mlplatform.tune.report_pareto import OBJECTIVES_TAG
+from mlplatform.tune.report.pareto import OBJECTIVES_TAG
 from mlplatform.tune.search_space import SearchSpace, default_path, load_search_space
 from mlplatform.tune.study import RunLink, build_searcher
 from mlplatform.tune.study_store import check_new_study, resolve_storage

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,57 +18,12 @@ import yaml
 from mlplatform.config import ConfigError
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.outcomes import LABELS, OUTCOMES, outcome, reason_detail
-from mlplatform.tune.report_doc import Doc, fmt
-from mlplatform.tune.report_noise import load_per_item, log_best_ci, noise_of, noise_section, tied_mark
-from mlplatform.tune.report_pareto import OBJECTIVES_TAG, parse_tag, pareto_front, pareto_section, tag_front
+from mlplatform.tune.report.data import CEILING_PREFIX, FLOOR_PREFIX, GAIN_KEY, MARGIN_PREFIX, SweepData, TrialRecord
+from mlplatform.tune.report.doc import Doc, fmt
+from mlplatform.tune.report.noise import load_per_item, log_best_ci, noise_of, noise_section, tied_mark
+from mlplatform.tune.report.pareto import OBJECTIVES_TAG, parse_tag, pareto_front, pareto_section, tag_front
 
-MARGIN_PREFIX = "val/margin_"
-FLOOR_PREFIX, CEILING_PREFIX, GAIN_KEY = "val/floor_", "val/ceiling_", "val/captured_gain"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small YAML: no progress bar
-
-
-@dataclass
-class TrialRecord:
-    run_id: str
-    trial_id: str
-    status: str
-    stop_reason: str
-    outcome: str
-    start_time: int
-    params: dict[str, Any]  # swept params only, typed as the search space declares them
-    value: float | None  # best selection-metric value the trial reached (what Tune and the summary rank by)
-    curve: list[tuple[int, float]]  # (epoch, selection metric)
-    margins: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # name -> (epoch, margin)
-    floors: dict[str, float] = field(default_factory=dict)  # val/floor_<name>, last logged
-    ceilings: dict[str, float] = field(default_factory=dict)  # val/ceiling_<name>, last logged
-    gain: float | None = None  # val/captured_gain at the trial's best epoch
-    items: dict[str, Any] | None = None  # the selected checkpoint's per-item values (tune/noise.py)
-    objective_values: dict[str, float] = field(default_factory=dict)  # a Pareto sweep's objectives, last logged
-
-    @property
-    def epochs(self) -> int:
-        return max((s for s, _ in self.curve), default=0)
-
-
-@dataclass
-class SweepData:
-    parent_run_id: str
-    experiment_id: str
-    experiment: str
-    name: str
-    family: str
-    metric: str
-    mode: str
-    space: dict[str, dict[str, Any]]  # param -> {type, low, high} or {type: choice, values}
-    space_source: str
-    trials: list[TrialRecord]
-    objectives: list[tuple[str, str]] = field(default_factory=list)  # (metric, mode) of a Pareto sweep
-
-    def ranked(self) -> list[TrialRecord]:
-        """Best first; trials without a value last (in start order)."""
-        sign = 1.0 if self.mode == "min" else -1.0
-        return sorted(self.trials, key=lambda t: (t.value is None, sign * t.value if t.value is not None else 0.0,
-                                                  t.start_time))
 
 
 # -- reading the sweep back from MLflow ---------------------------------------------------------------
@@ -241,9 +195,9 @@ def _columns(keys: list[str]) -> list[str]:
 
 
 def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[str] | None = None) -> Doc:
-    """The report; ``noise`` (``report_noise.noise_of``) and ``on_front`` (``report_pareto.pareto_front``)
+    """The report; ``noise`` (``noise.noise_of``) and ``on_front`` (``pareto.pareto_front``)
     add the confidence-interval and Pareto sections."""
-    from mlplatform.tune import report_plots as rp
+    import mlplatform.tune.report.plots as rp
 
     doc = Doc(f"Sweep report: {data.name}")
     ranked = data.ranked()
@@ -333,7 +287,7 @@ def _trials_table(doc: Doc, data: SweepData, ranked: list[TrialRecord], noise: A
 
 
 def _floors_section(doc: Doc, data: SweepData, ranked: list[TrialRecord], out_dir: Path) -> None:
-    from mlplatform.tune import report_plots as rp
+    import mlplatform.tune.report.plots as rp
 
     doc.h("Between floor and ceiling")
     if not any(t.floors and t.ceilings for t in data.trials):

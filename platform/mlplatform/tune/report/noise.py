@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlplatform.train.checkpoint import PER_ITEM_FILE
 from mlplatform.tune.noise import LEVEL, N_RESAMPLES, NoiseResult, TrialNoise, analyse
-from mlplatform.tune.report_doc import Doc, fmt
+from mlplatform.tune.report.doc import Doc, fmt
 
 if TYPE_CHECKING:
-    from mlplatform.tune.report import SweepData, TrialRecord
+    from mlplatform.tune.report.data import SweepData, TrialRecord
 
 ARTIFACT = f"checkpoints/best/{PER_ITEM_FILE}"
 TIED_MARK = "= best"
@@ -54,7 +54,7 @@ def _ci(iv: Any) -> str:
 
 
 def noise_section(doc: Doc, data: SweepData, noise: NoiseResult | None, out_dir: Path) -> None:
-    from mlplatform.tune.report_plots_more import plot_intervals
+    from mlplatform.tune.report.plots_more import plot_intervals
 
     doc.h("Is the best really the best?")
     if noise is None:

@@ -1,5 +1,5 @@
 """The sweep report's PNGs for noise-aware selection and Pareto sweeps (same conventions as
-``report_plots``: ``matplotlib.figure.Figure`` directly, no pyplot, safe in a headless driver)."""
+``plots``: ``matplotlib.figure.Figure`` directly, no pyplot, safe in a headless driver)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mlplatform.tune.report_plots import BEST, COLORS, _save
+from mlplatform.tune.report.plots import BEST, COLORS, _save
 
 if TYPE_CHECKING:
     from mlplatform.tune.noise import NoiseResult
-    from mlplatform.tune.report import SweepData
+    from mlplatform.tune.report.data import SweepData
 
 TIED, APART = "#2a9d8f", "#9a9a9a"
 

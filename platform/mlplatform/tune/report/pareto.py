@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlplatform.tune.pareto import front
-from mlplatform.tune.report_doc import Doc, fmt
+from mlplatform.tune.report.doc import Doc, fmt
 
 if TYPE_CHECKING:
-    from mlplatform.tune.report import SweepData
+    from mlplatform.tune.report.data import SweepData
 
 OBJECTIVES_TAG = "objectives"
 
@@ -33,7 +33,7 @@ def pareto_front(data: SweepData) -> list[str]:
 
 
 def pareto_section(doc: Doc, data: SweepData, on_front: list[str], out_dir: Path) -> None:
-    from mlplatform.tune.report_plots_more import plot_pareto
+    from mlplatform.tune.report.plots_more import plot_pareto
 
     doc.h("Pareto front")
     names = [m for m, _ in data.objectives]

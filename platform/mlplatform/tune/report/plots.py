@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from mlplatform.tune.outcomes import LABELS
 
 if TYPE_CHECKING:
-    from mlplatform.tune.report import SweepData
+    from mlplatform.tune.report.data import SweepData
 
 # one colour per outcome, the same in every plot; the ones a user must look at are the loud ones
 COLORS = {"completed": "#2a9d8f", "early_stop": "#457b9d", "pruned": "#9a9a9a", "guard": "#f4a261",
