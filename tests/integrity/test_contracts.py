@@ -85,7 +85,9 @@ def test_declared_metrics_baselines_and_probes_are_produced_by_a_real_validation
     from mlplatform.train.validation import validate
 
     fam = get_family(name)
-    cfg = build_config(name, "debug", ["train.val_batches=1"])
+    # tse scores each of its three validation sets apart: enough items that each holds a target-absent scene
+    extra = ["train.val_batches=3", "data.p_ta=0.5"] if name == "tse" else []
+    cfg = build_config(name, "debug", ["train.val_batches=1", *extra])
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ def feed(mon, state, rows, digest="d0", optimised=("nmse_blend", "loss"), start=
 
 def test_a_component_falling_while_the_selection_metric_worsens_fires_divergence():
     mon, st = monitor("tse", ["train.alarm_warmup_epochs=0"])
-    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp": 3.0 - 0.5 * i, "val/loss": 40.0} for i in range(4)]
+    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp_unseen": 3.0 - 0.5 * i, "val/loss": 40.0} for i in range(4)]
     fired = feed(mon, st, rows, optimised=("ta_energy", "loss"))
     assert fired == ["alarm:divergence_ta_energy"]  # fires once (at the 3rd validation), never for 'loss'
     assert st["flagged"] == ["alarm:divergence_ta_energy"]
@@ -28,16 +28,16 @@ def test_a_component_falling_while_the_selection_metric_worsens_fires_divergence
 
 def test_no_divergence_when_the_metric_improves_or_during_warmup():
     mon, st = monitor("tse", ["train.alarm_warmup_epochs=0"])
-    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp": 1.0 + i, "val/loss": 40.0 - i} for i in range(6)]
+    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp_unseen": 1.0 + i, "val/loss": 40.0 - i} for i in range(6)]
     assert feed(mon, st, rows, optimised=("ta_energy", "loss")) == []
     mon, st = monitor("tse", ["train.alarm_warmup_epochs=10"])
-    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp": 3.0 - 0.5 * i} for i in range(6)]
+    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp_unseen": 3.0 - 0.5 * i} for i in range(6)]
     assert feed(mon, st, rows, optimised=("ta_energy",)) == []
 
 
 def test_a_worsening_baseline_margin_counts_like_the_metric():
     mon, st = monitor("tse", ["train.alarm_warmup_epochs=0"])
-    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp": 2.0, "val/margin_silence": 1.0 - 0.3 * i} for i in range(3)]
+    rows = [{"val/ta_energy": 5.0 - i, "val/si_sdr_tp_unseen": 2.0, "val/margin_silence": 1.0 - 0.3 * i} for i in range(3)]
     assert feed(mon, st, rows, optimised=("ta_energy",)) == ["alarm:divergence_ta_energy"]
 
 
@@ -62,7 +62,7 @@ def test_reliance_collapse_needs_guard_patience_validations_after_warmup():
 
 def test_alarms_off_keeps_guards_only():
     mon, st = monitor("tse", ["train.alarms=false", "train.guard_patience=1", "train.alarm_warmup_epochs=0"])
-    rows = [{"val/rms_ratio": 0.01, "val/ta_energy": 5.0 - i, "val/si_sdr_tp": 3.0 - i} for i in range(4)]
+    rows = [{"val/rms_ratio": 0.01, "val/ta_energy": 5.0 - i, "val/si_sdr_tp_unseen": 3.0 - i} for i in range(4)]
     assert feed(mon, st, rows, digest="x", optimised=("ta_energy",)) == ["guard:rms_ratio"]
 
 
