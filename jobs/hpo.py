@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         checked = validate_spec(spec)  # bad family / key / space: exit 2 before Ray starts
     uri = mu.resolve_tracking_uri()
+    if not resume:
+        from mlplatform.tune.study_store import check_new_study, resolve_storage
+
+        # an unusable Optuna store (or a name taken there) is found before the MLflow store is made or Ray starts
+        check_new_study(resolve_storage(uri, spec.optuna_storage), spec.name)
     if os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_ADDRESS"):
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             print("[mlflow] warning: MLFLOW_TRACKING_URI is not set under a Ray job; runs go to "

@@ -75,3 +75,21 @@ def test_a_sweep_stores_its_study_as_it_ended(ray_session, mlflow_uri, tmp_path,
     trials = check_study(url, "t-study", mlflow_uri, summary["parent_run_id"])
     assert len(trials) == 6 and any(t.state == TrialState.PRUNED for t in trials)
     assert hpo.main(args) == 2  # the same name again would mix two sweeps in one study
+
+
+def test_an_unusable_optuna_store_is_refused_before_any_store_is_made(tmp_path, monkeypatch, capsys):
+    """As a new user would type it: a refused PostgreSQL URL exits 2 with one line on stderr, before the
+    MLflow store is created and before Ray starts."""
+    def tripwire(*a, **k):
+        raise AssertionError("Ray started for an Optuna store known to be bad")
+
+    monkeypatch.setattr("mlplatform.raycluster.init_ray", tripwire)
+    store = tmp_path / "mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    rc = hpo.main(["--family", "riscov", "--optuna-storage", "postgresql://nobody@127.0.0.1:1/x",
+                   "--storage-path", str(tmp_path / "ray")])
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: Optuna storage"), err
+    assert "127.0.0.1" in lines[0] and not out.strip()
+    assert not store.exists() and not (tmp_path / "ray").exists()
