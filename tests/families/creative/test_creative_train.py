@@ -42,6 +42,23 @@ def test_debug_run_lowers_the_loss_and_keeps_ratios_apart(creative_run, creative
     assert any(a.path.endswith(".png") for a in cl.list_artifacts(run_id, "plots"))
 
 
+def test_the_trained_agent_is_scored_against_three_floors_on_the_held_out_pairs(creative_run):
+    """Copy-input, copy-target and the unmoved initial selector, on the same frozen pairs as the model."""
+    res, rep, cl, run_id = creative_run
+    h = rep.history
+    names = ("passthrough_input", "passthrough_target", "initial_selector")
+    for e in h:
+        assert all(f"val/floor_{n}" in e for n in names), sorted(k for k in e if k.startswith("val/floor_"))
+    # the initial selector never moves: the same value on the frozen set at every validation
+    init = [e["val/floor_initial_selector"] for e in h]
+    assert max(init) - min(init) < 1e-6 * max(1.0, abs(init[0]))
+    # training moved the model away from where it started: below its own initialisation by the end
+    assert h[-1]["val/selection_loss"] < init[-1]
+    assert "val/margin_initial_selector" in h[-1] and h[-1]["val/margin_initial_selector"] > 0
+    logged = cl.get_run(run_id).data.metrics
+    assert all(f"val/floor_{n}" in logged for n in names)
+
+
 def test_collapsed_ratios_fire_the_guard_and_stop_the_trial(creative_cfg, creative_data):
     cfg = creative_cfg.override({"loss.diversity_weight": 0.0, "optim.lr": 1e-7, "train.epochs": 5,
                                  "train.guard_patience": 2, "train.guard_action": "stop"})

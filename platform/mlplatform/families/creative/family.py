@@ -172,6 +172,23 @@ def baselines(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCo
     return res
 
 
+def floors(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, dict[str, torch.Tensor]]:
+    """The unmoved initial selector: this architecture at the run's own seeded initialisation
+    (``train.seed``, as ``setup_run`` builds it), never trained, scored like the model on the same pairs. The
+    copy-input and copy-target baselines (:func:`baselines`) are floors too."""
+    from mlplatform.rng import isolated_rng
+
+    cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
+    st = ctx.state
+    init = st.get("initial_selector")
+    if init is None:
+        with isolated_rng(cfg.train.seed):
+            init = build_model(cfg).to(ctx.device).eval()
+        st["initial_selector"] = init
+    f = forward_and_losses(init, batch["input"], batch["target"], cfg, get_codec(cfg, st, ctx.device))
+    return {"initial_selector": {"selection_loss": selection_items(f["agent_items"], f["recon_items"])}}
+
+
 def probe_fixed_windows(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepContext) -> dict[str, torch.Tensor]:
     """Ratios forced to 1.0 and tonality to 0: what do the adaptive windows contribute?"""
     cfg: C.CreativeConfig = ctx.cfg  # type: ignore[assignment]
@@ -236,6 +253,7 @@ FAMILY = Family(
     metrics=METRICS,
     objectives=("val/selection_loss:min", "val/ratio_spread:max"),  # fit vs adaptive (non-collapsed) ratios
     baselines=baselines,
+    floors=floors,  # with the baselines: copy-input, copy-target and the unmoved initial selector
     probes=(Probe("fixed_windows", probe_fixed_windows, versus="model", collapse=False,
                   meaning="with ratios 1.0 and no tonality reduction the outputs score the same: the adaptive "
                           "windows contribute nothing"),
