@@ -63,6 +63,31 @@ def latest_sweep(storage: Path, family: str) -> str:
     return max(cands, key=lambda d: (d / STATE_FILE).stat().st_mtime).name
 
 
+def print_summary(summary: dict, spec, uri: str, resume: bool) -> None:
+    """The sweep's closing lines: trials, the best trial and its config, where to look in MLflow and Optuna."""
+    from mlplatform.tracking import mlflow_utils as mu
+
+    print("\n" + "=" * 78)
+    session = f", {summary['wall_s']:.0f}s of it in this session" if resume else ""
+    print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['since_start_s']:.0f}s since it started"
+          f"{session} ({summary['n_errors']} failed)")
+    if "best_value" in summary:
+        print(f"best trial   {summary['best_trial']}   {summary['metric']} = {summary['best_value']:.5g} "
+              f"({summary['mode']})")
+        if "best_captured_gain" in summary:
+            print(f"captured gain {summary['best_captured_gain']:.3f}   (0 = its best floor, 1 = its ceiling; "
+                  "docs/integrity.md)")
+        for k, v in sorted(summary["best_config"].items()):
+            print(f"  {k} = {v}")
+        print(f"MLflow run   {summary['best_run_id']}   (parent sweep run {summary['parent_run_id']})")
+        print(f"open the UI  {mu.ui_command(uri)}")
+        if summary.get("best_run_id"):
+            print(f"then visit   {mu.run_url(uri, summary['experiment_id'], summary['best_run_id'])}")
+    else:
+        print("no trial produced the selection metric; see the errors above")
+    print(f"Optuna study {summary['optuna_study']} in {summary['optuna_storage']}   (make optuna-ui)")
+
+
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
@@ -127,25 +152,7 @@ def main(argv: list[str] | None = None) -> int:
               f"--resume {spec.name}", file=sys.stderr, flush=True)
         raise
 
-    print("\n" + "=" * 78)
-    session = f", {summary['wall_s']:.0f}s of it in this session" if resume else ""
-    print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['since_start_s']:.0f}s since it started"
-          f"{session} ({summary['n_errors']} failed)")
-    if "best_value" in summary:
-        print(f"best trial   {summary['best_trial']}   {summary['metric']} = {summary['best_value']:.5g} "
-              f"({summary['mode']})")
-        if "best_captured_gain" in summary:
-            print(f"captured gain {summary['best_captured_gain']:.3f}   (0 = its best floor, 1 = its ceiling; "
-                  "docs/integrity.md)")
-        for k, v in sorted(summary["best_config"].items()):
-            print(f"  {k} = {v}")
-        print(f"MLflow run   {summary['best_run_id']}   (parent sweep run {summary['parent_run_id']})")
-        print(f"open the UI  {mu.ui_command(uri)}")
-        if summary.get("best_run_id"):
-            print(f"then visit   {mu.run_url(uri, summary['experiment_id'], summary['best_run_id'])}")
-    else:
-        print("no trial produced the selection metric; see the errors above")
-    print(f"Optuna study {summary['optuna_study']} in {summary['optuna_storage']}   (make optuna-ui)")
+    print_summary(summary, spec, uri, resume)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2, default=str))
     return 0 if "best_value" in summary else 1
