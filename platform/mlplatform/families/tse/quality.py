@@ -4,7 +4,7 @@ speech against the clean target, on the target-present items of the held-out set
 scores beside them (the improvement is the figure), and the paired 95 % interval of SI-SDRi per set.
 
 They run once, on the best checkpoint (``Family.final_eval``), not at every validation: PESQ costs ~50 ms
-and STOI ~4 ms per 1-s item on one core here, ~30 s for the cpu preset's 155 held-out TP items with the
+and STOI ~4 ms per 1-s item on one core here, ~21 s for the cpu preset's 155 held-out TP items with the
 mixture's scores too (docs/families/tse.md).
 """
 from __future__ import annotations
