@@ -5,6 +5,8 @@
   python jobs/train.py --family riscov --num-workers 2 --set optim.lr=3e-3
   python jobs/train.py --family riscov --name myrun --resume                  # continue run 'myrun'
   python jobs/train.py --family tse --resume CHECKPOINT_DIR --reset-optimizer # new run from a checkpoint
+  python jobs/train.py --family riscov --config resolved_config.yaml          # a run's resolved config again
+  python jobs/rerun.py RUN_ID                     # retrain from a run's manifest.json and compare (bit for bit on CPU)
 """
 from __future__ import annotations
 
@@ -34,19 +36,41 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="", help="run name (default <family>-<timestamp>); reuse it with --resume")
     p.add_argument("--storage-path", default="", help="Ray storage for checkpoints (default <repo>/ray_results)")
     p.add_argument("--max-failures", type=int, default=2, help="worker-failure retries from the last checkpoint")
+    p.add_argument("--config", default="", metavar="YAML",
+                   help="a resolved config (a run's config/resolved_config.yaml) instead of the preset; --set "
+                        "overrides still apply on top")
     return p.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace, fam: Any) -> Any:
+    """The run's config: --config's file, else the preset, then the overrides; validated either way."""
+    from mlplatform.config import ConfigError
+    from mlplatform.registry import build_config
+
+    if not args.config:
+        return build_config(args.family, resolve_preset(args.preset), args.overrides)
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(args.config).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"--config {args.config}: cannot read it as YAML ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {args.config}: expected a mapping of config sections, got {type(data).__name__}")
+    return fam.config_cls.from_dict(data).override(args.overrides)
 
 
 def check_args(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
     """Before Ray starts: flags, config and metric contract, the --resume checkpoint (exit 2 on bad input).
     Returns (family, the config checked with the preset ``auto`` means before Ray starts, resume path)."""
     from mlplatform.integrity.contracts import check_contract
-    from mlplatform.registry import build_config, get_family
+    from mlplatform.registry import get_family
     from mlplatform.train.checkpoint import load_checkpoint
 
     fam = get_family(args.family)
     # bad overrides, or a selection metric that is undeclared, exploitable or of the wrong direction: exit 2 now
-    cfg = build_config(args.family, resolve_preset(args.preset), args.overrides)
+    cfg = load_config(args, fam)
     check_contract(fam, cfg)
     if args.num_workers < 1:
         raise UsageError(f"--num-workers must be >= 1, got {args.num_workers}")
@@ -116,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from mlplatform.registry import build_config
     from mlplatform.storage import check_writable
+    from mlplatform.tracking import manifest
     from mlplatform.tracking import mlflow_utils as mu
     from mlplatform.train.options import RunOptions
     from mlplatform.train.outcome import from_error
@@ -137,18 +162,21 @@ def main(argv: list[str] | None = None) -> int:
     resources = init_ray()
     raise_on_stop_signals()  # again: ray.init replaces the SIGTERM handler (Ray's own aborts the process: exit 134)
     preset = resolve_preset(args.preset, resources)
-    cfg = checked_cfg if preset == resolve_preset(args.preset) else build_config(args.family, preset, args.overrides)
+    same = args.config or preset == resolve_preset(args.preset)  # a --config file is the config, GPU or not
+    cfg = checked_cfg if same else build_config(args.family, preset, args.overrides)
     gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if resources.get("GPU", 0) else 0.0)
     # workers that can never be placed: one line, exit 2, no MLflow run (Ray would wait for them forever)
     check_fits(resources, args.num_workers, args.cpus_per_worker, gpus, what="the run", workers_flag="--num-workers")
-    if fam.prepare_data is not None:
-        fam.prepare_data(cfg)
+    prepared = fam.prepare_data(cfg) if fam.prepare_data is not None else None
     cl, exp_id, run_id, name = open_run(args, fam, uri, preset, resume_from)
     print(f"[train] {fam.name} ({preset}) on {args.num_workers} worker(s), {gpus:g} GPU each; MLflow run {run_id}",
           flush=True)
     opts = RunOptions(family=fam, cfg=cfg, tracking_uri=uri, mlflow_run_id=run_id, resume_from=resume_from,
                       reset_optimizer=args.reset_optimizer, cpus=args.cpus_per_worker, use_gpu=gpus > 0,
-                      executor="torchtrainer", label=name)
+                      executor="torchtrainer", label=name,
+                      manifest=manifest.driver_part("train", fam.name, "config-file" if args.config else preset,
+                                                    args.overrides, prepared, num_workers=args.num_workers,
+                                                    cpus_per_worker=args.cpus_per_worker, gpus_per_worker=gpus))
     t0 = time.time()
     try:
         result = call_interruptibly(build_trainer(args, opts, gpus, str(storage)).fit)

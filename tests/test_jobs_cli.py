@@ -31,6 +31,13 @@ def test_help(script, capsys):
     assert "--family" in out and "usage:" in out
 
 
+def test_rerun_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main_of("rerun.py")(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "RUN_ID" in out and "bit for bit" in out
+
+
 def test_help_as_a_real_process():
     r = job(["jobs/hpo.py", "--help"])
     assert r.returncode == 0 and "--n_trials" in r.stdout
@@ -48,6 +55,8 @@ def test_help_as_a_real_process():
     (["jobs/train.py", "--family", "riscov", "--resume", "/nonexistent/ckpt"], "checkpoint /nonexistent/ckpt not found"),
     (["jobs/prepare_data.py", "--family", "riscov", "--corpus", "/nonexistent"], "--corpus /nonexistent: no such folder"),
     (["jobs/hpo.py", "--resume", "no-such-sweep", "--storage-path", "/tmp"], "no sweep named no-such-sweep"),
+    (["jobs/train.py", "--family", "riscov", "--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: cannot read"),
+    (["jobs/train.py", "--family", "riscov", "--config", "pyproject.toml"], "--config pyproject.toml: "),
 ])
 def test_bad_input_one_line_exit_2(args, fragment, capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

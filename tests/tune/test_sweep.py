@@ -35,6 +35,22 @@ def test_sweep_of_three_trials_lands_parent_and_children(ray_session, mlflow_uri
         assert "config" in arts and "checkpoints" in arts
     assert parents[0].info.status == "FINISHED"
     assert summary["best_run_id"] in {c.info.run_id for c in children}
+    # manifest.json on the parent (the sweep as asked, its frozen set) and on each trial (its own config)
+    pm = _manifest(cl, parents[0].info.run_id)
+    assert pm["kind"] == "sweep" and pm["sweep"]["n_trials"] == 3 and pm["seeds"]["sweep.seed"] == 0
+    assert pm["frozen_val"]["sha256"] == parents[0].data.tags["val_set.sha256"] and pm["git"]["commit"]
+    for c in children:
+        tm = _manifest(cl, c.info.run_id)
+        assert tm["kind"] == "train" and tm["sweep"] == "t-sweep" and tm["frozen_val"] == pm["frozen_val"]
+        assert tm["config"]["loss"]["lam_cov_pred"] == float(c.data.params["loss.lam_cov_pred"])
+
+
+def _manifest(cl, run_id):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        return json.loads(Path(cl.download_artifacts(run_id, "manifest.json", d)).read_text())
 
 
 def test_multi_worker_trials_run_a_torchtrainer_per_trial(ray_session, mlflow_uri, tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ import torch
 
 from mlplatform.data.streaming import TimedIterator
 from mlplatform.integrity.floors import below_floor
+from mlplatform.integrity.frozen import batches_digest
 from mlplatform.protocol import StepContext
 from mlplatform.rng import isolated_rng
 from mlplatform.train.checkpoint import PER_ITEM_FILE, STATE_FILE, load_checkpoint, save_checkpoint
@@ -199,8 +200,10 @@ def finish_run(run: RunContext, state: RunState, outcome: Outcome) -> None:
         from mlplatform.tracking import system_metrics
 
         system_metrics.stop(run.logger.run_id)  # its last samples land before the run ends
+        # the final weights' digest: jobs/rerun.py compares a rerun with it, bit for bit
         run.logger.set_tags({"stop_reason": outcome.render(), "best_epoch": state.best_epoch + 1,
-                             f"best/{run.sel_metric}": state.best})
+                             f"best/{run.sel_metric}": state.best,
+                             "weights.sha256": batches_digest([run.model.state_dict()])})
         run.logger.end(outcome.status)
 
 

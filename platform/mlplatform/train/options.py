@@ -7,7 +7,7 @@ attribute, so a misspelt option is an ``AttributeError`` rather than a silent de
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from mlplatform.config import Config
@@ -29,6 +29,8 @@ class RunOptions:
     cpus: float | None = None  # torch threads when train.num_threads is 0 (Ray sets OMP_NUM_THREADS=1)
     executor: str = "local"  # MLflow tag: local, torchtrainer, tune-function, tune-torchtrainer
     val_set_logged: bool = False  # a sweep attaches the frozen validation set to the parent run once
+    # the driver's part of manifest.json (tracking/manifest.py: command, code, data); rank 0 completes it
+    manifest: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def family_name(self) -> str:

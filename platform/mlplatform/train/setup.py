@@ -179,9 +179,16 @@ def open_logger(opts: RunOptions, fam: Family, cfg: Config, rank: int, world: in
                      "executor": opts.executor, "world_size": world, **where_tags(logger, device, start_epoch)})
     # in a sweep the driver attaches the frozen set once to the parent run; trials tag its hash
     log_frozen(logger, val_record, cfg.train.frozen_val_artifact_mb, with_file=not opts.val_set_logged)
-    if start_epoch == 0:
+    if start_epoch == 0 or opts.resume_from:  # a continued run keeps the manifest of its start
         import yaml
+
+        from mlplatform.tracking import manifest
+
         logger.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/resolved_config.yaml")
+        man = manifest.complete(opts.manifest, fam.name, cfg, val_record, device, world)
+        if opts.resume_from:
+            man["resumed_from"] = opts.resume_from  # its start is a checkpoint: jobs/rerun.py cannot rebuild it
+        logger.log_text(manifest.dumps(man), manifest.FILE)
     return logger
 
 

@@ -18,6 +18,7 @@ from mlplatform.config import ConfigError
 from mlplatform.integrity.contracts import check_contract, selection
 from mlplatform.protocol import DataContext
 from mlplatform.registry import build_config, get_family
+from mlplatform.tracking import manifest
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.train.outcome import Outcome
 from mlplatform.tune.pareto import format_objectives, parse_objectives
@@ -188,10 +189,18 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
     try:
         if resume:
             retire_orphan_runs(cl, exp_id, parent, sweep_dir)
-        if fam.prepare_data is not None:
-            fam.prepare_data(base_cfg)  # once, on the driver, before any trial
-        freeze_for_trials(fam, base_cfg, None if resume else logger)
-        results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume)
+        # once, on the driver, before any trial
+        prepared = fam.prepare_data(base_cfg) if fam.prepare_data is not None else None
+        record = freeze_for_trials(fam, base_cfg, None if resume else logger)
+        if not resume:  # the parent's manifest.json: the sweep as asked, its code, data and frozen set
+            logger.log_text(manifest.dumps(manifest.sweep_manifest(asdict(spec), fam.name, base_cfg, prepared,
+                                                                   record)), manifest.FILE)
+        trial_manifest = manifest.driver_part("train", fam.name, spec.preset, spec.overrides, prepared,
+                                              sweep=spec.name, num_workers=spec.workers_per_trial,
+                                              cpus_per_worker=spec.cpus_per_worker,
+                                              gpus_per_worker=spec.gpus_per_worker)
+        results = _fit(spec, fam, base_cfg, space, k, parent, exp_id, uri, storage, sweep_dir, resume,
+                       trial_manifest)
     except BaseException as e:
         # never leave the parent RUNNING; an interrupted sweep is continued with --resume
         if isinstance(e, KeyboardInterrupt):
@@ -221,15 +230,16 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
     return summary
 
 
-def freeze_for_trials(fam: Any, base_cfg: Any, logger: Any) -> None:
+def freeze_for_trials(fam: Any, base_cfg: Any, logger: Any) -> dict[str, Any] | None:
     """Make the frozen validation set once on the driver and attach it (with its hash) to the parent run;
-    every trial with the same data config reads the same file and tags the same hash."""
+    every trial with the same data config reads the same file and tags the same hash. Returns its record."""
     from mlplatform.integrity.frozen import freeze_validation, log_frozen
 
     if base_cfg.train.val_set != "frozen":
-        return
+        return None
     _, record = freeze_validation(fam, base_cfg, fam.build_datasets(base_cfg, DataContext()))
     log_frozen(logger, record, base_cfg.train.frozen_val_artifact_mb)
+    return record
 
 
 def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> None:
@@ -253,7 +263,7 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
 
 
 def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
-         storage: str, sweep_dir: Path, resume: bool) -> tuple[Any, float]:
+         storage: str, sweep_dir: Path, resume: bool, trial_manifest: dict[str, Any]) -> tuple[Any, float]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -263,7 +273,8 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     from mlplatform.train.options import RunOptions
 
     run = RunOptions(family=fam, cfg=base_cfg, tracking_uri=uri, verbose=False, val_set_logged=True,
-                     executor="tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer")
+                     executor="tune-function" if spec.workers_per_trial == 1 else "tune-torchtrainer",
+                     manifest=trial_manifest)
     base = TrialOptions(run, parent_run_id=parent, experiment_id=exp_id, sweep_name=spec.name,
                         storage_path=str(storage), workers_per_trial=spec.workers_per_trial,
                         cpus_per_worker=spec.cpus_per_worker, gpus_per_worker=spec.gpus_per_worker)
