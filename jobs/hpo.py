@@ -49,6 +49,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--objectives", default="", metavar="METRIC:MODE,METRIC:MODE",
                    help="a Pareto sweep over these metrics (multi-objective TPE, no ASHA), or 'pair' for the "
                         "family's declared pair; the report plots the front (docs/sweeps.md)")
+    p.add_argument("--confirm-top", type=int, default=None, metavar="K",
+                   help="when the trials are done, retrain the K best (and any tied with the best) with new seeds "
+                        "and pick the winner on their mean; 0 = off (default 3, or $MLPLATFORM_CONFIRM_TOP; "
+                        "0 for a Pareto sweep)")
+    p.add_argument("--confirm-seeds", type=int, default=3, metavar="S",
+                   help="new seeds per confirmed trial (default %(default)s)")
     p.add_argument("--json-out", default="", help="also write the summary as JSON to this file")
     return p.parse_args(argv)
 
@@ -63,6 +69,28 @@ def latest_sweep(storage: Path, family: str) -> str:
     return max(cands, key=lambda d: (d / STATE_FILE).stat().st_mtime).name
 
 
+def confirm_default(args: argparse.Namespace) -> int:
+    """--confirm-top when not given: 0 for a Pareto sweep, else $MLPLATFORM_CONFIRM_TOP or 3."""
+    if args.objectives:
+        return 0
+    raw = os.environ.get("MLPLATFORM_CONFIRM_TOP", "3")
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"MLPLATFORM_CONFIRM_TOP must be an integer, got {raw!r}") from None
+
+
+def print_confirmation(c: dict, metric: str) -> None:
+    """The confirmed winner first; a warning when it is not the single-seed best."""
+    if c["winner_trial"] != c["single_seed_best"]:
+        print(f"NOTE: the confirmed winner {c['winner_trial']} is NOT the single-seed best {c['single_seed_best']}")
+    diff = "" if c.get("diff") is None else (f", {c['diff'][0]:+.4g} [{c['diff'][1]:.4g}, {c['diff'][2]:.4g}] "
+                                            f"against the runner-up {c['runner_up']}")
+    print(f"confirmed    {c['winner_trial']}   {metric} mean over {c['seeds']} new seeds = "
+          f"{c['confirm/mean']:.5g}{diff}; P(best) = {c['confirm/p_best']:.2f}; confirmation cost "
+          f"{c['confirm/compute_frac']:.0%} of the sweep's trial compute")
+
+
 def print_summary(summary: dict, spec, uri: str, resume: bool) -> None:
     """The sweep's closing lines: trials, the best trial and its config, where to look in MLflow and Optuna."""
     from mlplatform.tracking import mlflow_utils as mu
@@ -71,6 +99,8 @@ def print_summary(summary: dict, spec, uri: str, resume: bool) -> None:
     session = f", {summary['wall_s']:.0f}s of it in this session" if resume else ""
     print(f"sweep {spec.name}: {summary['n_trials']} trials in {summary['since_start_s']:.0f}s since it started"
           f"{session} ({summary['n_errors']} failed)")
+    if summary.get("confirm"):
+        print_confirmation(summary["confirm"], summary["metric"])
     if "best_value" in summary:
         print(f"best trial   {summary['best_trial']}   {summary['metric']} = {summary['best_value']:.5g} "
               f"({summary['mode']})")
@@ -109,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, experiment=args.experiment,
         name=args.name or f"{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage_arg,
         seed=args.seed, grace_period=args.grace_period, objectives=args.objectives,
-        optuna_storage=args.optuna_storage)
+        optuna_storage=args.optuna_storage, confirm_seeds=args.confirm_seeds,
+        confirm_top=confirm_default(args) if args.confirm_top is None else args.confirm_top)
     resume = args.resume is not None
     checked = None
     if resume:

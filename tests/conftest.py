@@ -14,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "jobs"))  # jobs are thin CLIs; tests import their main()
 sys.path.append(str(REPO / "tests"))  # shared test helpers (metric_history.py), after everything else
+# a sweep confirms its winner (hpo.py --confirm-top, 3 x 3 more trainings) only where a test asks for it
+os.environ["MLPLATFORM_CONFIRM_TOP"] = "0"
 
 
 @pytest.fixture(scope="session")

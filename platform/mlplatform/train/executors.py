@@ -120,15 +120,27 @@ class TrialOptions:
     gpus_per_worker: float = 0.0
 
 
-def _trial_run_id(base: TrialOptions, trial_id: str) -> str | None:
+def _trial_run_id(base: TrialOptions, trial_id: str, name: str = "", tags: Mapping[str, str] | None = None) -> str | None:
     from mlplatform.tracking import mlflow_utils as mu
 
     if not base.parent_run_id:
         return None
     cl = mu.client(base.run.tracking_uri)
     key = {"trial_id": trial_id, mu.PARENT_TAG: base.parent_run_id}
-    return mu.start_or_continue_run(cl, base.experiment_id, run_name=f"{base.sweep_name}-{trial_id}",
-                                    tags={"sweep": base.sweep_name, "family": base.run.family_name}, key_tags=key)
+    return mu.start_or_continue_run(cl, base.experiment_id, run_name=name or f"{base.sweep_name}-{trial_id}",
+                                    tags={"sweep": base.sweep_name, "family": base.run.family_name, **(tags or {})},
+                                    key_tags=key)
+
+
+def _unpack(params: Mapping[str, Any], base: TrialOptions, trial_id: str) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """A trial's config keys, run name and extra tags. A confirmation run (``tune.confirm``) gets
+    ``{"_confirm": {"of", "seed", "config"}}``: the confirmed trial's keys with a new ``train.seed``."""
+    conf = params.get("_confirm")
+    if conf is None:
+        return dict(params), "", {}
+    keys = {**conf["config"], "train.seed": conf["seed"]}
+    tags = {"confirm": "true", "confirm_of": str(conf["of"]), "confirm_seed": str(conf["seed"])}
+    return keys, f"{base.sweep_name}-confirm-{conf['of']}-seed{conf['seed']}", tags
 
 
 def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
@@ -143,8 +155,9 @@ def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
     ctx = ray.tune.get_context()
     trial_id = ctx.get_trial_id()
     trial_dir = Path(ctx.get_trial_dir() or tempfile.mkdtemp())
-    opts = base.run.replace(cfg=base.run.cfg.override(dict(params)), label=f"{base.run.family_name} {trial_id}",
-                            mlflow_run_id=_trial_run_id(base, trial_id), work_dir=str(trial_dir / "work"))
+    keys, name, tags = _unpack(params, base, trial_id)
+    opts = base.run.replace(cfg=base.run.cfg.override(keys), label=f"{base.run.family_name} {trial_id}",
+                            mlflow_run_id=_trial_run_id(base, trial_id, name, tags), work_dir=str(trial_dir / "work"))
     if base.workers_per_trial <= 1:
         run_training(opts.replace(cpus=base.cpus_per_worker), RayReporter("tune"))
         return

@@ -68,6 +68,10 @@ class SweepSpec:
     # a Pareto sweep: "val/a:min,val/b:max" (or "pair", the family's declared pair); empty = one metric
     # (mlplatform.tune.pareto: multi-objective TPE, FIFO, a Pareto section in the report)
     objectives: str = ""
+    # top-k confirmation when the trials are done (tune/confirm.py): the K best (and those tied with the best)
+    # retrained with S new seeds; 0 = off (jobs/hpo.py turns it on by default for one-metric sweeps)
+    confirm_top: int = 0
+    confirm_seeds: int = 3
 
 
 class CheckedSweep(NamedTuple):
@@ -83,6 +87,12 @@ def validate_spec(spec: SweepSpec) -> CheckedSweep:
     fam = get_family(spec.family)
     if spec.n_trials < 1:
         raise ConfigError(f"--n_trials must be >= 1, got {spec.n_trials}")
+    if spec.confirm_top < 0 or spec.confirm_seeds < 1:
+        raise ConfigError(f"--confirm-top must be >= 0 and --confirm-seeds >= 1, got {spec.confirm_top} and "
+                          f"{spec.confirm_seeds}")
+    if spec.confirm_top and spec.objectives:
+        raise ConfigError("--confirm-top confirms one metric's winner; a Pareto sweep (--objectives) has a front: "
+                          "pass --confirm-top 0")
     if spec.epochs_per_trial < 1:
         raise ConfigError(f"--epochs_per_trial must be >= 1, got {spec.epochs_per_trial}")
     if spec.workers_per_trial < 1:
@@ -214,6 +224,8 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
                     mu.end_run_if_running(cl, run.info.run_id, ended.status, {"stop_reason": ended.render()})
         raise
     summary = summarize(results[0], space, spec, cl, uri, exp_id, parent, results[1])
+    if results[2] is not None:
+        summary["confirm"] = results[2]
     summary.update(optuna_storage=resolve_storage(uri, spec.optuna_storage), optuna_study=spec.name)
     # a restored sweep's progress lines count from the sweep's start (Tune restores the progress callback
     # with its clock); the summary gives that same clock, and this session's share of it
@@ -255,7 +267,7 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
         return
     for run in mu.iter_child_runs(cl, exp_id, parent):
         tid = run.data.tags.get("trial_id")
-        if tid and tid not in known:
+        if tid and tid not in known and run.data.tags.get("confirm") != "true":  # those are the confirmation's
             ended = Outcome("superseded", "driver died before the sweep state recorded this trial")
             mu.end_run_if_running(cl, run.info.run_id, ended.status, {"stop_reason": ended.render(), "orphaned": "true"})
             cl.delete_run(run.info.run_id)
@@ -263,7 +275,7 @@ def retire_orphan_runs(cl: Any, exp_id: str, parent: str, sweep_dir: Path) -> No
 
 
 def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: str, exp_id: str, uri: str,
-         storage: str, sweep_dir: Path, resume: bool, trial_manifest: dict[str, Any]) -> tuple[Any, float]:
+         storage: str, sweep_dir: Path, resume: bool, trial_manifest: dict[str, Any]) -> tuple[Any, float, Any]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -324,7 +336,12 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     from mlplatform.cli import call_interruptibly
 
     results = call_interruptibly(tuner.fit)  # off the main thread: SIGINT/SIGTERM stay ours (jobs/hpo.py)
-    return results, time.time() - t0
+    wall, confirmed = time.time() - t0, None
+    if spec.confirm_top > 0:  # before the parent run ends: its children and confirm/* metrics belong to it
+        from mlplatform.tune.confirm import run_confirmation
+
+        confirmed = run_confirmation(spec, base, trainable, results, space.metric, space.mode, k, storage)
+    return results, wall, confirmed
 
 
 def multi_objective(tune_config: Any, spec: SweepSpec, runs: RunLink) -> Any:

@@ -18,6 +18,7 @@ import yaml
 from mlplatform.config import ConfigError
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.outcomes import LABELS, OUTCOMES, outcome, reason_detail
+from mlplatform.tune.report.confirm import confirm_figures, confirm_lead, confirm_runs, confirm_section
 from mlplatform.tune.report.data import CEILING_PREFIX, FLOOR_PREFIX, GAIN_KEY, MARGIN_PREFIX, SweepData, TrialRecord
 from mlplatform.tune.report.doc import Doc, fmt
 from mlplatform.tune.report.noise import load_per_item, log_best_ci, noise_of, noise_section, tied_mark
@@ -87,8 +88,9 @@ def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
         parent = cl.get_run(parent_run_id)
     except Exception as e:  # noqa: BLE001 - MLflow raises its own types for a missing run
         raise ConfigError(f"no MLflow run {parent_run_id} in {cl.tracking_uri} ({type(e).__name__})") from None
-    children = [c for c in mu.iter_child_runs(cl, parent.info.experiment_id, parent_run_id)
-                if c.info.lifecycle_stage == "active"]
+    active = [c for c in mu.iter_child_runs(cl, parent.info.experiment_id, parent_run_id)
+              if c.info.lifecycle_stage == "active"]
+    children = [c for c in active if c.data.tags.get("confirm") != "true"]  # the trials; the rest confirm them
     tags = parent.data.tags
     metric = tags.get("selection_metric") or next((c.data.tags["selection_metric"] for c in children
                                                    if "selection_metric" in c.data.tags), None)
@@ -121,7 +123,9 @@ def load_sweep(cl: Any, parent_run_id: str) -> SweepData:
     experiment = cl.get_experiment(parent.info.experiment_id).name
     name = tags.get("sweep") or parent.info.run_name or ""
     return SweepData(parent_run_id, parent.info.experiment_id, experiment, name,
-                     tags.get("family", ""), metric, mode, space, source, trials, objectives)
+                     tags.get("family", ""), metric, mode, space, source, trials, objectives,
+                     confirm_runs(cl, [c for c in active if c.data.tags.get("confirm") == "true"]),
+                     confirm_figures(parent))
 
 
 # -- parameter importance (Optuna) --------------------------------------------------------------------
@@ -200,6 +204,9 @@ def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[
     import mlplatform.tune.report.plots as rp
 
     doc = Doc(f"Sweep report: {data.name}")
+    lead = confirm_lead(data)
+    if lead:
+        doc.p(lead)
     ranked = data.ranked()
     counts = {o: sum(1 for t in data.trials if t.outcome == o) for o in OUTCOMES}
     best = ranked[0] if ranked and ranked[0].value is not None else None
@@ -216,6 +223,7 @@ def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[
     keys = list(data.space)
     _trials_table(doc, data, ranked, noise)
     noise_section(doc, data, noise, out_dir)
+    confirm_section(doc, data, out_dir)
     if data.objectives:
         pareto_section(doc, data, on_front or [], out_dir)
 

@@ -34,6 +34,17 @@ class TrialRecord:
 
 
 @dataclass
+class ConfirmRun:
+    """A top-k confirmation run (tag ``confirm=true``): trial ``of`` retrained with ``seed``."""
+
+    run_id: str
+    of: str
+    seed: int
+    status: str
+    mean: float | None  # its per-item mean of the selection metric at its best checkpoint
+
+
+@dataclass
 class SweepData:
     parent_run_id: str
     experiment_id: str
@@ -46,6 +57,8 @@ class SweepData:
     space_source: str
     trials: list[TrialRecord]
     objectives: list[tuple[str, str]] = field(default_factory=list)  # (metric, mode) of a Pareto sweep
+    confirm_runs: list[ConfirmRun] = field(default_factory=list)  # not trials: they rank nothing
+    confirm: dict[str, Any] = field(default_factory=dict)  # the parent's confirm/* metrics and tags
 
     def ranked(self) -> list[TrialRecord]:
         """Best first; trials without a value last (in start order)."""

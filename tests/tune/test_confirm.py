@@ -1,0 +1,90 @@
+"""Top-k confirmation: the two-level bootstrap on known matrices, and a real sweep that confirms its winner."""
+import json
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import hpo  # jobs/hpo.py
+from mlplatform.tune.confirm import CONFIRM_SEED0, pick
+from mlplatform.tune.confirm_stats import confirm
+
+
+def test_a_clearly_better_config_wins_with_p_best_near_one():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.0, 1.0, (1, 64))  # per-item difficulty, shared by every config and seed
+    good = base + 0.0 + rng.normal(0, 0.05, (3, 64))
+    bad = base + 0.5 + rng.normal(0, 0.05, (3, 64))
+    res = confirm({"good": good, "bad": bad}, mode="min")
+    assert res.winner == "good" and res.runner_up == "bad"
+    assert res.p_best["good"] > 0.99 and res.diff[2] < 0  # winner minus runner-up: below 0 in min mode
+    assert res.seeds == 3 and res.items == 64 and len(res.seed_means["good"]) == 3
+    assert confirm({"good": good, "bad": bad}, mode="max").winner == "bad"
+
+
+def test_identical_configs_are_a_coin_toss_and_their_interval_holds_zero():
+    rng = np.random.default_rng(1)
+    v = rng.normal(0, 1, (3, 50))
+    res = confirm({"a": v, "b": v.copy()}, mode="max")
+    assert res.diff[1] <= 0 <= res.diff[2]
+    assert res.p_best["a"] + res.p_best["b"] == pytest.approx(1.0)
+
+
+def test_seed_noise_widens_the_interval():
+    rng = np.random.default_rng(2)
+    items = rng.normal(0, 1, (1, 80))
+    calm = {"a": items + 0.2 + np.zeros((3, 1)), "b": items + np.zeros((3, 1))}
+    shaky = {"a": items + 0.2 + np.array([[-1.0], [0.0], [1.6]]), "b": items + np.zeros((3, 1))}
+    w_calm = np.subtract(*confirm(calm, "max").diff[2:0:-1])
+    w_shaky = np.subtract(*confirm(shaky, "max").diff[2:0:-1])
+    assert w_shaky > 3 * w_calm  # seeds drawn with replacement carry the seed-to-seed spread
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="same"):
+        confirm({"a": np.zeros((3, 5)), "b": np.zeros((2, 5))}, "min")
+    with pytest.raises(ValueError, match="finite"):
+        confirm({"a": np.full((2, 5), np.nan)}, "min")
+
+
+def test_pick_keeps_the_top_k_and_the_tied():
+    rows = [{"trial_id": t} for t in "abcdef"]
+    assert [r["trial_id"] for r in pick(rows, 2, ["a", "e"])] == ["a", "b", "e"]
+
+
+def test_sweep_confirms_its_top_trials_with_new_seeds(ray_session, mlflow_uri, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    out = tmp_path / "summary.json"
+    rc = hpo.main(["--n_trials", "3", "--epochs_per_trial", "2", "--preset", "debug", "--name", "t-confirm",
+                   "--storage-path", str(tmp_path / "ray"), "--set", "data.n_train=1024",
+                   "--set", "train.val_batches=2", "--confirm-top", "2", "--confirm-seeds", "2",
+                   "--json-out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "[confirm] retraining the" in printed and "confirmed    " in printed
+    c = json.loads(out.read_text())["confirm"]
+    cl = MlflowClient(mlflow_uri)
+    exp = cl.get_experiment_by_name("riscov").experiment_id
+    parent = cl.get_run(json.loads(out.read_text())["parent_run_id"])
+    kids = [r for r in cl.search_runs([exp]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    conf = [r for r in kids if r.data.tags.get("confirm") == "true"]
+    n_conf = len(c["means"])
+    assert n_conf >= 2 and len(conf) == 2 * n_conf and len(kids) == 3 + len(conf)
+    assert {r.data.tags["confirm_seed"] for r in conf} == {str(CONFIRM_SEED0), str(CONFIRM_SEED0 + 1)}
+    assert all(r.data.params["train.seed"] in (str(CONFIRM_SEED0), str(CONFIRM_SEED0 + 1)) for r in conf)
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in conf)
+    m = parent.data.metrics
+    for key in ("confirm/mean", "confirm/ci_lo", "confirm/ci_hi", "confirm/p_best", "confirm/compute_frac"):
+        assert key in m, key
+    assert parent.data.tags["confirm/winner_trial"] == c["winner_trial"] and parent.info.status == "FINISHED"
+    # the confirmed mean is the winner's mean over its seeds' per-item values
+    assert m["confirm/mean"] == pytest.approx(c["means"][c["winner_trial"]])
+    assert m["confirm/ci_lo"] <= m["confirm/diff"] <= m["confirm/ci_hi"]
+    # the report: confirmation runs are not trials; a section (and its plot) shows them
+    from mlplatform.tune.report.build import load_sweep
+
+    data = load_sweep(cl, parent.info.run_id)
+    assert len(data.trials) == 3 and len(data.confirm_runs) == len(conf)
+    report = (tmp_path / "ray" / "t-confirm" / "report" / "report.md").read_text()
+    assert "## Confirmed with new seeds" in report and "confirmation.png" in report
+    assert report.count("**winner**") == 1
