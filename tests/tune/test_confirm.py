@@ -88,3 +88,20 @@ def test_sweep_confirms_its_top_trials_with_new_seeds(ray_session, mlflow_uri, t
     report = (tmp_path / "ray" / "t-confirm" / "report" / "report.md").read_text()
     assert "## Confirmed with new seeds" in report and "confirmation.png" in report
     assert report.count("**winner**") == 1
+    # time to quality: every epoch logged its cost; the report puts best-so-far against cumulative compute
+    trial = data.trials[0]
+    for key in ("sys/epoch_wall_s", "sys/epoch_cpu_s", "sys/epoch_gpu_s"):
+        assert len(cl.get_metric_history(trial.run_id, key)) == 2, key
+    assert cl.get_metric_history(trial.run_id, "sys/epoch_gpu_s")[0].value == 0.0  # no GPU here
+    assert "## Time to quality" in report and "time_to_quality.png" in report
+    pm = cl.get_run(parent.info.run_id).data.metrics
+    assert pm["sweep/compute_cpu_s"] > 0 and 0 < pm["sweep/compute_to_quality"] <= pm["sweep/compute_cpu_s"]
+
+
+def test_time_to_quality_enters_the_interval_at_the_first_good_enough_point():
+    from mlplatform.tune.report.compute import first_within
+
+    curve = {"x": [1.0, 2.0, 3.0, 4.0], "best": [None, 0.5, 0.3, 0.2]}
+    assert first_within(curve, 0.18, 0.31, "min") == 3.0
+    assert first_within(curve, 0.18, 0.25, "min") == 4.0
+    assert first_within(curve, 0.6, 0.7, "max") is None

@@ -291,6 +291,14 @@ def checkpoint_and_report(run: RunContext, state: RunState, epoch: int, metrics:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def compute_seconds(run: RunContext, wall: float, cpu: float) -> dict[str, float]:
+    """What this epoch (steps and validation) cost: wall seconds, CPU seconds of the run (rank 0's process
+    times the world size: ranks do the same work) and GPU seconds held (wall times the GPUs in use), so a
+    sweep report can put the quality it reached against the compute it spent (tune/report/compute.py)."""
+    gpus = run.world if run.device.type == "cuda" else 0
+    return {"sys/epoch_wall_s": wall, "sys/epoch_cpu_s": cpu * run.world, "sys/epoch_gpu_s": wall * gpus}
+
+
 def run_training(opts: RunOptions | Mapping[str, Any], reporter: Reporter) -> dict[str, Any]:
     """Train one run; return a summary (``stop_reason`` is the rendered ``outcome``)."""
     run, state = setup_run(RunOptions.coerce(opts), reporter.rank, reporter.world_size, reporter.local_rank,
@@ -298,9 +306,11 @@ def run_training(opts: RunOptions | Mapping[str, Any], reporter: Reporter) -> di
     outcome, metrics = COMPLETED, {}
     try:
         for epoch in range(state.epoch, run.cfg.train.epochs):
+            t_wall, t_cpu = time.perf_counter(), time.process_time()
             sched = run.fam.schedule(run.cfg, epoch)
             metrics = train_epoch(run, state, epoch, sched)
             chosen = validate_and_select(run, state, epoch, sched, metrics)
+            metrics.update(compute_seconds(run, time.perf_counter() - t_wall, time.process_time() - t_cpu))
             state.epoch = epoch + 1
             last = chosen.stop is not None or epoch == run.cfg.train.epochs - 1
             outcome = chosen.stop or COMPLETED

@@ -18,6 +18,7 @@ import yaml
 from mlplatform.config import ConfigError
 from mlplatform.tracking import mlflow_utils as mu
 from mlplatform.tune.outcomes import LABELS, OUTCOMES, outcome, reason_detail
+from mlplatform.tune.report.compute import compute_curve, compute_section
 from mlplatform.tune.report.confirm import confirm_figures, confirm_lead, confirm_runs, confirm_section
 from mlplatform.tune.report.data import CEILING_PREFIX, FLOOR_PREFIX, GAIN_KEY, MARGIN_PREFIX, SweepData, TrialRecord
 from mlplatform.tune.report.doc import Doc, fmt
@@ -198,9 +199,11 @@ def _columns(keys: list[str]) -> list[str]:
     return short if len(set(short)) == len(short) else keys
 
 
-def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[str] | None = None) -> Doc:
-    """The report; ``noise`` (``noise.noise_of``) and ``on_front`` (``pareto.pareto_front``)
-    add the confidence-interval and Pareto sections."""
+def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[str] | None = None,
+              compute: dict[str, Any] | None = None) -> Doc:
+    """The report; ``noise`` (``noise.noise_of``), ``on_front`` (``pareto.pareto_front``) and ``compute``
+    (``compute.compute_curve``) add the confidence-interval, Pareto and time-to-quality sections. The figures
+    of the latter are left in ``doc.figures`` for the parent run."""
     import mlplatform.tune.report.plots as rp
 
     doc = Doc(f"Sweep report: {data.name}")
@@ -224,6 +227,7 @@ def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[
     _trials_table(doc, data, ranked, noise)
     noise_section(doc, data, noise, out_dir)
     confirm_section(doc, data, out_dir)
+    doc.figures = compute_section(doc, compute, data, noise, out_dir)
     if data.objectives:
         pareto_section(doc, data, on_front or [], out_dir)
 
@@ -331,7 +335,7 @@ def write_sweep_report(tracking_uri: str | None, parent_run_id: str, out_dir: st
     out.mkdir(parents=True, exist_ok=True)
     noise = noise_of(data)
     on_front = pareto_front(data) if data.objectives else []
-    doc = build_doc(data, out, noise, on_front)
+    doc = build_doc(data, out, noise, on_front, compute_curve(cl, data))
     (out / "report.md").write_text(doc.markdown())
     (out / "report.html").write_text(doc.html(out))
     # only what this report wrote: --out may name a folder that holds other things
@@ -339,6 +343,8 @@ def write_sweep_report(tracking_uri: str | None, parent_run_id: str, out_dir: st
         cl.log_artifact(parent_run_id, str(out / f), artifact_path="report")
     cl.set_tag(parent_run_id, "report", "report/report.html")
     log_best_ci(cl, parent_run_id, noise)
+    for k, v in doc.figures.items():
+        cl.log_metric(parent_run_id, k, v, step=0)
     if data.objectives:
         tag_front(cl, data, on_front)
     return out

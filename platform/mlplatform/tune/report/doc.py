@@ -22,6 +22,7 @@ class Doc:
     def __init__(self, title: str):
         self.title = title
         self.blocks: list[tuple[str, Any]] = []
+        self.figures: dict[str, float] = {}  # numbers a section computed, for the parent run's metrics
 
     def h(self, text: str) -> None:
         self.blocks.append(("h", text))
