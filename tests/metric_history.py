@@ -6,7 +6,9 @@ import math
 from mlflow.tracking import MlflowClient
 
 # wall-clock values: the same steps, values differ run to run
-TIMING = ("sys/epoch_time_s", "sys/data_wait_frac")
+TIMING = (
+    "sys/epoch_time_s", "sys/data_wait_frac", "sys/epoch_wall_s", "sys/epoch_cpu_s", "sys/epoch_gpu_s",
+)
 # MLflow's system-metrics monitor samples on a clock (every 10 s), not per epoch: neither steps nor values
 # are a function of the training, so they are left out of the comparison
 CLOCKED_PREFIX = "system/"
