@@ -55,6 +55,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         "0 for a Pareto sweep)")
     p.add_argument("--confirm-seeds", type=int, default=3, metavar="S",
                    help="new seeds per confirmed trial (default %(default)s)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the plan and exit, before any Ray work: trials per ASHA rung, expected epochs, the wall "
+                        "time estimated from a one-epoch probe of two configs of the space, and whether the frozen "
+                        "validation set can separate them")
     p.add_argument("--json-out", default="", help="also write the summary as JSON to this file")
     return p.parse_args(argv)
 
@@ -67,6 +71,21 @@ def latest_sweep(storage: Path, family: str) -> str:
     if not cands:
         raise UsageError(f"--resume: no sweep of family {family} found in {storage}")
     return max(cands, key=lambda d: (d / STATE_FILE).stat().st_mtime).name
+
+
+def print_plan(spec, checked) -> int:
+    from mlplatform.raycluster import local_resources
+    from mlplatform.tune.plan import plan_lines
+    from mlplatform.tune.sweep import fit_concurrency
+
+    local = local_resources()
+    k = fit_concurrency(spec, local) if local is not None else max(1, spec.max_concurrent)
+    if local is None:
+        print(f"[plan] joining a cluster (RAY_ADDRESS): its size is unknown before Ray starts; assuming {k} trial(s) "
+              "at a time (set --max-concurrent)")
+    for line in plan_lines(spec, checked, k):
+        print(line, flush=True)
+    return 0
 
 
 def confirm_default(args: argparse.Namespace) -> int:
@@ -152,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--resume: no sweep named {spec.name} in {storage}")
     else:
         checked = validate_spec(spec)  # bad family / key / space: exit 2 before Ray starts
+    if args.plan:
+        return print_plan(spec, checked or validate_spec(spec))
     uri = mu.resolve_tracking_uri()
     if not resume:
         from mlplatform.tune.study_store import check_new_study, resolve_storage
