@@ -9,7 +9,8 @@
 Same table, same train/held-out split (data.seed), same cleaning and the SAME clustering (the strategy-
 independent profile of the cached analysis), same model seeds: only the ratios differ. Every (strategy,
 seed) trains as its own Ray task (one CPU each, so they run in parallel), as a child run of one MLflow
-parent run; each seed also gets its floor (per-category PCA) and ceiling (unquantised, trained once).
+parent run; each seed also gets its bit-matched floors (residual k-means, quantised PCA), the PCA reference
+and the ceiling (unquantised, trained once).
 The parent holds the table (markdown + JSON + PNG) with mean ± std over seeds, wall time and load.
 With ``--results`` the tasks ran elsewhere (a GPU machine without Ray or MLflow): their results file is
 summarised and logged the same way, as a parent run without child runs.
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     mu.check_tracking(uri)
     if args.results:
         results, names, seeds, meta = _imported(args.results)
+        try:  # a file from before the bit-matched floors gets them here, on the same held-out rows
+            K.complete_bounds(results, meta["preset"], meta["overrides"])
+        except ValueError as e:
+            raise UsageError(f"--results {args.results}: {e}") from None
         base = None
     else:
         base = build_config("vqvae", args.preset, args.overrides)

@@ -1,5 +1,5 @@
 """vqvae at the research model's scale, tested small: the `note` generator's per-category error spread,
-the PCA floor and the unquantised ceiling (with captured gain), and the held-out codebook-usage alarm."""
+the PCA reference and the unquantised ceiling (with captured gain), and the held-out codebook-usage alarm."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +36,7 @@ def test_note_generator_starves_large_categories_under_one_uniform_ratio():
     assert max(err, key=err.get) in ("temporal_a", "temporal_b")  # a near-full-rank group is the worst
 
 
-def test_pca_floor_with_every_component_is_exact(home):
+def test_pca_reference_with_every_component_is_exact(home):
     cfg = build_config("vqvae", "debug", SMALL + ["model.compression_ratios={c: [1.0, 1.0, 1.0]}"])
     from mlplatform.families.vqvae import data as D
 
@@ -72,7 +72,7 @@ def test_floor_ceiling_and_captured_gain_logged_and_ceiling_cached(home):
     cfg = build_config("vqvae", "debug", SMALL)
     summary, rep = run_local({"family": "vqvae", "cfg": cfg.to_dict()})
     m = rep.history[-1]
-    for k in ("val/floor_pca", "val/ceiling_unquantised", "val/captured_gain", "val/floor_feature_mean"):
+    for k in ("val/reference_pca", "val/ceiling_unquantised", "val/captured_gain", "val/floor_feature_mean"):
         assert k in m and np.isfinite(m[k]), k
     assert m["val/ceiling_unquantised"] < m["val/floor_feature_mean"]  # the ceiling learnt something
     folder = B.ceiling_dir(cfg)

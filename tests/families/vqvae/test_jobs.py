@@ -68,7 +68,8 @@ def test_diagnose_and_compare(home, tmp_path, mlflow_uri, monkeypatch, capsys, r
     assert "[compare] balanced seed 1 done at" in printed and "[compare] bounds seed 0 done" in printed
     assert "(6/6)" in printed
     table = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| uniform |" in table and "| balanced |" in table and "floor_pca" in table and "ceiling_unquantised" in table
+    assert "| uniform |" in table and "| balanced |" in table and "floor_residual_kmeans" in table and "ceiling_unquantised" in table
+    assert "reference_pca" in table and "strongest bit-matched floor" in table
     assert " ± " in table and "Entropy/log K" in table and "Wall" in table and "load" in table
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert summary["winner"]["default"] in ("uniform", "balanced") and set(summary["runs"]) == {"uniform", "balanced"}

@@ -1,8 +1,14 @@
-"""Floor and ceiling of the vqvae family (mlplatform.integrity.floors): where the reconstruction error
+"""Floors and ceiling of the vqvae family (mlplatform.integrity.floors): where the reconstruction error
 sits between "free" and "no quantisation at all".
 
-- **Floor ``pca``**: per category, a PCA keeping as many components as the model's coarsest level has
-  latent dimensions (``latent_dims[c][0]``), fitted by one SVD on the training rows. No training.
+- **Floors ``residual_kmeans`` and ``pca_quantised``** (``bitfloors``): per category, estimators that need
+  no training and spend at most the model's bits (``prod(codebook_sizes)`` codes per category), fitted
+  once per run on the training rows of the standardised matrix the model sees, seeded by ``train.seed``.
+  A floor must be held to the model's budget: with unbounded bits a floor measures the quantiser's
+  existence, not the model (docs/families/vqvae.md, "Floors and ceilings").
+- **Reference ``pca``** (logged as ``val/reference_pca``, not a floor): per category, a PCA keeping as
+  many components as the coarse level has latent dimensions (``latent_dims[c][0]``), one SVD of the
+  training rows, with real-valued coefficients, i.e. unbounded bits.
 - **Ceiling ``unquantised``**: the same encoders, projections and decoders with the quantisers bypassed
   (``model.quantize=false``, uniform ratios), trained once per data and training configuration by the
   platform's own loop (``run_local``, no MLflow) and cached under ``<data root>/ceiling-<fp>``. It is built
@@ -19,12 +25,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mlplatform.data import cache
 from mlplatform.data.cache import ray_if_up
 from mlplatform.families.vqvae import data as D
+from mlplatform.families.vqvae.bitfloors import PcaScalarQuantiser, ResidualKMeans, bit_budget
 from mlplatform.families.vqvae.losses import per_sample_mse
+
+BIT_MATCHED = ("residual_kmeans", "pca_quantised")
 
 CEILING_VERSION = "vqvae-ceiling-1"
 # keys that change nothing in the unquantised model (codebooks) or in how it is trained (monitoring)
@@ -59,6 +69,32 @@ def pca_reconstruct(cfg: Any, x: torch.Tensor) -> torch.Tensor:
     for xc, (mu, v) in zip(x.split(D.layout(cfg).sizes, dim=1), _pca_bases(_cfg_json(cfg))):
         parts.append(mu + (xc - mu) @ v @ v.T)
     return torch.cat(parts, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _bit_matched_coders(cfg_json: str) -> list[tuple[ResidualKMeans, PcaScalarQuantiser]]:
+    """Per category, both bit-matched coders fitted on the training rows (seconds; once per process)."""
+    from mlplatform.families.vqvae.config import VqvaeConfig
+
+    cfg = VqvaeConfig.from_dict(json.loads(cfg_json))
+    x, lay = D.load_matrix(cfg)
+    tr, _ = D.split_indices(len(x), cfg.data.val_frac, cfg.data.seed)
+    ks, seed = list(cfg.model.codebook_sizes), int(cfg.train.seed)
+    cuts = np.cumsum(lay.sizes)[:-1]
+    return [(ResidualKMeans.fit(xc, ks, seed), PcaScalarQuantiser.fit(xc, dims[0], bit_budget(ks), seed))
+            for xc, dims in zip(np.split(x[tr].astype(np.float64), cuts, axis=1), lay.latent_dims)]
+
+
+def bit_matched_reconstruct(cfg: Any, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Shape: x [B, P] (standardised, grouped by category) -> {floor name: recon [B, P]}, each category
+    coded with at most the model's ``prod(codebook_sizes)`` codes."""
+    xs = np.split(x.detach().cpu().double().numpy(), np.cumsum(D.layout(cfg).sizes)[:-1], axis=1)
+    coders = _bit_matched_coders(_cfg_json(cfg))
+    out = {}
+    for j, name in enumerate(BIT_MATCHED):
+        rec = np.concatenate([pair[j].reconstruct(xc) for xc, pair in zip(xs, coders)], axis=1)
+        out[name] = torch.from_numpy(rec).to(x.dtype)
+    return out
 
 
 def ceiling_config(cfg: Any) -> Any:
@@ -127,7 +163,13 @@ def _ceiling_model(path: str) -> torch.nn.Module:
 
 def floors(model: torch.nn.Module, batch: dict, terms: Any, ctx: Any) -> dict[str, dict[str, torch.Tensor]]:
     x = batch["x"]
-    return {"pca": {"recon_error": per_sample_mse(pca_reconstruct(ctx.cfg, x.cpu()).to(x.device), x)}}
+    return {name: {"recon_error": per_sample_mse(r.to(x.device), x)}
+            for name, r in bit_matched_reconstruct(ctx.cfg, x).items()}
+
+
+def reference_pca(x: torch.Tensor, cfg: Any) -> torch.Tensor:
+    """Shape: x [B, P] -> [B], the unbounded-bit PCA's per-sample error (``val/reference_pca``)."""
+    return per_sample_mse(pca_reconstruct(cfg, x.cpu()).to(x.device), x)
 
 
 def ceilings(model: torch.nn.Module, batch: dict, terms: Any, ctx: Any, fam: Any) -> dict[str, dict[str, torch.Tensor]]:
@@ -140,14 +182,23 @@ def ceilings(model: torch.nn.Module, batch: dict, terms: Any, ctx: Any, fam: Any
 
 
 def bound_errors(cfg: Any, x: torch.Tensor, fam: Any) -> dict[str, dict[str, Any]]:
-    """Floor and ceiling on a whole matrix (``compare_compression``): recon error and per-category MSE."""
+    """Floors, reference and ceiling on a whole matrix (``compare_compression``): recon error and
+    per-category MSE, keyed ``floor_<name>``, ``reference_pca`` and ``ceiling_unquantised``."""
+    with torch.no_grad():
+        recons = {f"floor_{k}": v for k, v in bit_matched_reconstruct(cfg, x).items()}
+        recons["reference_pca"] = pca_reconstruct(cfg, x)
+        recons["ceiling_unquantised"] = _ceiling_model(str(ensure_ceiling(cfg, fam)))(x)["recon"]
+    return errors_of(cfg, x, recons)
+
+
+def errors_of(cfg: Any, x: torch.Tensor, recons: dict[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """{name: {"recon_error", "mse": {category: value}}} of each reconstruction of ``x``."""
     from mlplatform.families.vqvae.losses import per_category_mse
 
     sizes, cats = D.layout(cfg).sizes, D.layout(cfg).categories
     out = {}
     with torch.no_grad():
-        for name, recon in (("floor_pca", pca_reconstruct(cfg, x)),
-                            ("ceiling_unquantised", _ceiling_model(str(ensure_ceiling(cfg, fam)))(x)["recon"])):
+        for name, recon in recons.items():
             cat = per_category_mse(recon, x, sizes).mean(0)
             out[name] = {"recon_error": float(per_sample_mse(recon, x).mean()),
                          "mse": {c: float(v) for c, v in zip(cats, cat)}}

@@ -1,6 +1,7 @@
 """The apples-to-apples comparison of compression strategies (``jobs/compare_compression.py``): one model
 per (strategy, seed) trained as a Ray task on the same table, split, cleaning and clustering; the
-floor and ceiling of each seed; per-strategy mean ± std over seeds; the winner by a paired test.
+bit-matched floors, the PCA reference and the ceiling of each seed; per-strategy mean ± std over seeds;
+the winner by a paired test, and each strategy against the strongest bit-matched floor by another.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def train_and_evaluate(cfg_dict: dict[str, Any], run_id: str, uri: str, label: s
 
 
 def bounds_task(cfg_dict: dict[str, Any]) -> dict[str, Any]:
-    """A Ray task: the seed's unquantised ceiling (trained once, cached) and the PCA floor on the held-out split."""
+    """A Ray task: the seed's unquantised ceiling (trained once, cached), its bit-matched floors and the PCA
+    reference on the held-out split."""
     import torch
 
     from mlplatform.families.vqvae import bounds, data as D
@@ -68,15 +70,25 @@ def _log_gain(model: float, floor: float, ceiling: float) -> float:
     return (m - f) / (c - f) if abs(c - f) > 1e-12 else float("nan")
 
 
+def strongest_floor(bnd: dict[str, Any]) -> tuple[str, float]:
+    """(name, held-out recon error) of the best ``floor_*`` entry of one seed's bounds."""
+    fl = {k: v["recon_error"] for k, v in bnd.items() if k.startswith("floor_")}
+    if not fl:
+        raise ValueError(f"no floor among the bounds {sorted(bnd)}")
+    name = min(fl, key=fl.__getitem__)
+    return name, fl[name]
+
+
 def row_values(d: dict[str, Any], bnd: dict[str, Any]) -> dict[str, float]:
-    """The per-run numbers the table aggregates."""
+    """The per-run numbers the table aggregates; ``vs_floor`` = recon error minus the strongest bit-matched
+    floor's on the same rows (negative: the model beats it)."""
     mse = d["mse"]
-    out = {"recon_error": d["recon_error"], "worst_mse": max(mse.values()),
+    floor = strongest_floor(bnd)[1]
+    out = {"recon_error": d["recon_error"], "vs_floor": d["recon_error"] - floor, "worst_mse": max(mse.values()),
            "spread": max(mse.values()) / max(min(mse.values()), 1e-12),
            "utilization": d["codebook_utilization"], "dead_codes": d["dead_codes"], "total_codes": d["total_codes"],
            "params": float(d["n_params"]),
-           "captured_gain": _log_gain(d["recon_error"], bnd["floor_pca"]["recon_error"],
-                                      bnd["ceiling_unquantised"]["recon_error"])}
+           "captured_gain": _log_gain(d["recon_error"], floor, bnd["ceiling_unquantised"]["recon_error"])}
     for lv in LEVELS:
         out[f"util_L{lv}"] = d[f"codebook_utilization_L{lv}"]
         out[f"perp_norm_L{lv}"] = d[f"perplexity_norm_L{lv}"]
@@ -109,7 +121,18 @@ def winner(runs: dict[str, list[dict[str, float]]], key: str = "worst_mse", alph
     beats = [s for s, p in res["p_values"].items() if p < alpha and means[s] < means.get("uniform", math.inf)]
     res["significant"] = sorted(beats, key=means.__getitem__)
     res["default"] = res["significant"][0] if res["significant"] else "uniform"
+    res["versus_floor"] = {s: versus_floor(rows, alpha) for s, rows in runs.items()}
     return res
+
+
+def versus_floor(rows: list[dict[str, float]], alpha: float = 0.05) -> dict[str, Any]:
+    """Does the model beat the strongest bit-matched floor beyond seed noise? One-sided paired t-test of
+    the per-seed recon error against the floor's on the same rows (``vs_floor`` < 0); p = nan for one seed."""
+    from scipy.stats import ttest_1samp
+
+    diff = [r["vs_floor"] for r in rows]
+    p = float(ttest_1samp(diff, 0.0, alternative="less").pvalue) if len(diff) > 1 else float("nan")
+    return {"mean_diff": float(np.mean(diff)), "p": p, "beats": bool(math.isfinite(p) and p < alpha and np.mean(diff) < 0)}
 
 
 def _pm(v: tuple[float, float], fmt: str = ".4f") -> str:
@@ -137,19 +160,64 @@ def markdown(agg: dict[str, dict[str, tuple[float, float]]], bnds: list[dict[str
                      f"{_pm(a['spread'], ',.0f')} | {_pm(a['captured_gain'], '.3f')} | {lv('util')} | "
                      f"{lv('perp_norm')} | {lv('entropy_norm')} | {a['dead_codes'][0]:.0f} ± {a['dead_codes'][1]:.0f}"
                      f" / {a['total_codes'][0]:.0f} |")
-    for name in ("floor_pca", "ceiling_unquantised"):
-        rec = [b[name]["recon_error"] for b in bnds]
-        worst = [max(b[name]["mse"].values()) for b in bnds]
-        sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0  # noqa: E731
-        lines.append(f"| *{name}* | | {np.mean(rec):.4f} ± {sd(rec):.4f} | {np.mean(worst):.4f} ± {sd(worst):.4f} "
-                     f"| | {'0' if name.startswith('floor') else '1'} | | | | |")
+    lines += _bound_rows(bnds)
     ps = ", ".join(f"{s} p={p:.3f}" for s, p in win["p_values"].items())
     verdict = (f"**{win['default']}** beats uniform on worst-category MSE beyond seed noise (one-sided paired "
                f"t-test over seeds, p < 0.05)" if win["default"] != "uniform" else
                "no strategy beats uniform on worst-category MSE beyond seed noise (one-sided paired t-test "
                "over seeds, p < 0.05)")
-    lines += ["", f"Lowest mean worst-category MSE: `{win['best']}`. {verdict}. ({ps})", ""]
+    top = strongest_floor(bnds[0])[0]
+    vf = "; ".join(f"{s} {v['mean_diff']:+.4f} (p={v['p']:.3f}{', beats it' if v['beats'] else ''})"
+                   for s, v in win.get("versus_floor", {}).items())
+    lines += ["", f"Lowest mean worst-category MSE: `{win['best']}`. {verdict}. ({ps})", "",
+              f"Recon error minus the strongest bit-matched floor (`{top}`), mean over seeds, one-sided paired "
+              f"t-test that the model is below it: {vf}.", ""]
     return "\n".join(lines)
+
+
+def _bound_rows(bnds: list[dict[str, Any]]) -> list[str]:
+    """Table rows of the floors, the PCA reference and the ceiling; captured gain of each against the
+    strongest floor and the ceiling, seed by seed (0 for that floor, 1 for the ceiling)."""
+    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0  # noqa: E731
+    names = sorted(k for k in bnds[0] if k.startswith("floor_")) + [
+        k for k in ("reference_pca", "ceiling_unquantised") if k in bnds[0]]
+    lines = []
+    for name in names:
+        rec = [b[name]["recon_error"] for b in bnds]
+        worst = [max(b[name]["mse"].values()) for b in bnds]
+        gain = [_log_gain(b[name]["recon_error"], strongest_floor(b)[1], b["ceiling_unquantised"]["recon_error"])
+                for b in bnds]
+        lines.append(f"| *{name}* | | {np.mean(rec):.4f} ± {sd(rec):.4f} | {np.mean(worst):.4f} ± {sd(worst):.4f} "
+                     f"| | {np.mean(gain):.3f} | | | | |")
+    return lines
+
+
+def complete_bounds(results: dict[tuple[str, int], dict[str, Any]], preset: str, overrides: list[str]) -> list[int]:
+    """Add the bit-matched floors to a results file's bounds written before they existed (its ``floor_pca``
+    becomes ``reference_pca``), computed here on the same held-out rows; the seeds completed. Refuses
+    (``ValueError``) when the PCA recomputed here differs from the file's: then the table is not the same."""
+    import torch
+
+    from mlplatform.families.vqvae import bounds, data as D
+    from mlplatform.registry import build_config
+
+    done = []
+    for (kind, seed), bnd in results.items():
+        if kind != "bounds" or any(k.startswith("floor_") and k != "floor_pca" for k in bnd):
+            continue
+        cfg = build_config("vqvae", preset, list(overrides) + [f"train.seed={seed}"])
+        D.prepare_data(cfg)
+        x, _ = D.load_matrix(cfg)
+        xv = torch.from_numpy(x[D.split_indices(len(x), cfg.data.val_frac, cfg.data.seed)[1]])
+        here = bounds.errors_of(cfg, xv, {"reference_pca": bounds.pca_reconstruct(cfg, xv),
+                                          **{f"floor_{k}": v for k, v in bounds.bit_matched_reconstruct(cfg, xv).items()}})
+        old = bnd.pop("floor_pca", None) or bnd["reference_pca"]
+        if abs(here["reference_pca"]["recon_error"] - old["recon_error"]) > 1e-4 * max(old["recon_error"], 1e-12):
+            raise ValueError(f"seed {seed}: the PCA here gives {here['reference_pca']['recon_error']:.6f}, the file "
+                             f"{old['recon_error']:.6f}: not the table the results were measured on")
+        bnd.update({k: v for k, v in here.items() if k != "reference_pca"}, reference_pca=old)
+        done.append(seed)
+    return done
 
 
 def plot(agg: dict[str, dict[str, tuple[float, float]]], path: Path) -> Path:

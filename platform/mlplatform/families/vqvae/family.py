@@ -42,6 +42,9 @@ def evaluate(model: torch.nn.Module, batch: dict, terms: LossTerms, ctx: StepCon
     res = {"recon_error": err, "quality": 1.0 - err, "params": torch.full_like(err, size)}
     res.update({f"mse/{c}": cat[:, i] for i, c in enumerate(inner.categories)})
     res.update(usage_onehots(out["indices"], inner.categories, inner.codebook_sizes))
+    if ctx.cfg.train.integrity and ctx.cfg.model.quantize:
+        # a reference, not a floor: its coefficients are real-valued, i.e. it spends unbounded bits
+        res["reference_pca"] = B.reference_pca(x, ctx.cfg)
     return res
 
 
@@ -76,6 +79,9 @@ METRICS = {
     "val/recon_error": MetricSpec("min", "reconstruction MSE on standardised features (all levels)", scale="log"),
     "val/quality": MetricSpec("max", "1 - recon_error"),
     "val/params": MetricSpec("min", "trainable and codebook parameters of the model (its size)"),
+    "val/reference_pca": MetricSpec("min", "recon error of a per-category PCA at the coarse latent size with "
+                                           "real-valued coefficients (unbounded bits): a reference, not a floor",
+                                    scale="log"),
     "val/codebook_utilization": MetricSpec("max", "share of codes used on the validation items"),
     "val/loss": MetricSpec("min", "recon + commitment, weighted", exploitable=(
         "the commitment term shrinks when codes collapse and its weight is swept")),
