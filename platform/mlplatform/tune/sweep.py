@@ -280,6 +280,7 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from mlplatform.tune.callbacks import MlflowTrialCloser, SweepProgress
+    from mlplatform.tune.scheduler_state import SchedulerState
 
     from mlplatform.train.executors import TrialOptions
     from mlplatform.train.options import RunOptions
@@ -310,13 +311,16 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
         tuner = tune.Tuner.restore(str(sweep_dir), trainable=trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
+        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
+                                   grace_period=min(spec.grace_period, spec.epochs_per_trial),
+                                   reduction_factor=spec.reduction_factor)
+                     if spec.scheduler == "asha" else FIFOScheduler())
+        # Tune's snapshot leaves the scheduler out: this callback keeps ASHA's rungs in it (scheduler_state)
+        callbacks.append(SchedulerState(scheduler))
         tune_config = tune.TuneConfig(
             metric=space.metric, mode=space.mode, num_samples=spec.n_trials,
             search_alg=build_searcher(spec, RunLink(uri, exp_id, parent)),
-            scheduler=(ASHAScheduler(time_attr="training_iteration", max_t=spec.epochs_per_trial,
-                                     grace_period=min(spec.grace_period, spec.epochs_per_trial),
-                                     reduction_factor=spec.reduction_factor)
-                       if spec.scheduler == "asha" else FIFOScheduler()),
+            scheduler=scheduler,
             max_concurrent_trials=k,
             reuse_actors=spec.reuse_actors and spec.workers_per_trial == 1,
         )
