@@ -59,6 +59,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="print the plan and exit, before any Ray work: trials per ASHA rung, expected epochs, the wall "
                         "time estimated from a one-epoch probe of two configs of the space, and whether the frozen "
                         "validation set can separate them")
+    p.add_argument("--register", default="", metavar="NAME",
+                   help="register the winner (the confirmed winner's best new-seed run, else the best trial) as a "
+                        "new version of MLflow model NAME, with its manifest as metadata (docs/sweeps.md)")
     p.add_argument("--json-out", default="", help="also write the summary as JSON to this file")
     return p.parse_args(argv)
 
@@ -148,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json_out:
         check_file_writable(args.json_out, "--json-out")  # written at the end: find out now
+    if args.register:
+        from mlplatform.tracking.models import check_model_name
+
+        try:
+            check_model_name(args.register)
+        except ValueError as e:
+            raise UsageError(f"--register: {e}") from None
+        if args.objectives:
+            raise UsageError("--register: a Pareto sweep (--objectives) has no single winner to register")
     storage_arg = normalize(args.storage_path or str(mu.repo_root() / "ray_results"))
     storage = Path(storage_arg)
     spec = SweepSpec(
@@ -204,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
               f"--resume {spec.name}", file=sys.stderr, flush=True)
         raise
 
+    if args.register and "best_value" in summary:
+        from mlplatform.tune.register import register_winner
+
+        summary["registered"] = register_winner({**summary, "sweep": spec.name}, uri, args.register)
     print_summary(summary, spec, uri, resume)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=2, default=str))

@@ -63,6 +63,7 @@ BEFORE_RAY = [
     ("storage-unwritable-train", "train", "--family riscov --storage-path {inputs}/afile/ray", {}, "--storage-path {inputs}/afile/ray is not usable: a parent is a file, not a folder"),
     ("storage-unwritable-hpo", "hpo", "--storage-path {inputs}/afile/ray", {}, "--storage-path {inputs}/afile/ray is not usable: a parent is a file, not a folder"),
     ("json-out-unwritable", "hpo", "--json-out {inputs}/afile/summary.json", {}, "--json-out folder {inputs}/afile is not usable: exists and is not a folder"),
+    ("register-bad-name", "hpo", "--register bad/name", {}, "--register: model name 'bad/name': use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"),
     ("tracking-unreachable", "hpo", "", {"MLFLOW_TRACKING_URI": "http://127.0.0.1:{port}"}, "MLflow tracking server http://127.0.0.1:{port} is unreachable"),
     ("tracking-not-a-db", "train", "--family riscov", {"MLFLOW_TRACKING_URI": "sqlite:///{inputs}/notadb.db"}, "MLflow store {inputs}/notadb.db is not a readable SQLite database"),
     ("prepare-corpus-missing", "prepare_data", "--family tse --corpus {inputs}/nope", {}, "--corpus {inputs}/nope: no such folder"),

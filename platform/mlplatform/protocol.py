@@ -156,6 +156,8 @@ class Family:
     # (``mlplatform.tune.pareto``; ``jobs/hpo.py --objectives pair``)
     objectives: tuple[str, ...] = ()
     description: str = ""
+    # the model's forward arguments, by name and in order (a registered model's predict: tracking.models)
+    inputs: tuple[str, ...] = ()
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

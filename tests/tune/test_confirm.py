@@ -58,7 +58,7 @@ def test_sweep_confirms_its_top_trials_with_new_seeds(ray_session, mlflow_uri, t
     rc = hpo.main(["--n_trials", "3", "--epochs_per_trial", "2", "--preset", "debug", "--name", "t-confirm",
                    "--storage-path", str(tmp_path / "ray"), "--set", "data.n_train=1024",
                    "--set", "train.val_batches=2", "--confirm-top", "2", "--confirm-seeds", "2",
-                   "--json-out", str(out)])
+                   "--register", "t-winner", "--json-out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "[confirm] retraining the" in printed and "confirmed    " in printed
@@ -96,6 +96,43 @@ def test_sweep_confirms_its_top_trials_with_new_seeds(ray_session, mlflow_uri, t
     assert "## Time to quality" in report and "time_to_quality.png" in report
     pm = cl.get_run(parent.info.run_id).data.metrics
     assert pm["sweep/compute_cpu_s"] > 0 and 0 < pm["sweep/compute_to_quality"] <= pm["sweep/compute_cpu_s"]
+    check_registered(cl, json.loads(out.read_text()), c, conf, mlflow_uri)
+
+
+def check_registered(cl, summary, c, conf, uri):
+    """--register: the confirmed winner's best new-seed run, as version 1 of the model, loads by name with the
+    manifest as metadata, and predicts what the run's own checkpoint predicts."""
+    import mlflow
+    import torch
+
+    from mlplatform.registry import get_family
+    from mlplatform.tracking.models import load_registered
+    from mlplatform.train.checkpoint import load_checkpoint
+
+    reg = summary["registered"]
+    assert reg["name"] == "t-winner" and reg["version"] == "1"
+    seeds = c["seed_means"][c["winner_trial"]]
+    want_seed = str(CONFIRM_SEED0 + seeds.index(min(seeds)))  # riscov: lower is better
+    src = next(r for r in conf if r.data.tags["confirm_of"] == c["winner_trial"] and r.data.tags["confirm_seed"] == want_seed)
+    assert reg["run_id"] == src.info.run_id
+    assert cl.get_run(summary["parent_run_id"]).data.tags["registered_model"] == "t-winner"
+    mv = cl.get_model_version("t-winner", "1")
+    assert reg["model_id"] in mv.source  # the version points at the LoggedModel
+    logged = cl.get_logged_model(reg["model_id"])
+    assert logged.source_run_id == src.info.run_id and logged.tags["family"] == "riscov"
+    info = mlflow.models.get_model_info("models:/t-winner/1")
+    assert info.metadata["manifest"]["config"]["train"]["seed"] == int(want_seed)
+    wrapped = load_registered("t-winner", tracking_uri=uri)
+    ckpt = load_checkpoint(cl.download_artifacts(src.info.run_id, "checkpoints/best"))
+    own = get_family("riscov").build_model(wrapped.cfg)
+    own.load_state_dict(ckpt["model"])
+    own.eval()
+    r_samp = torch.randn(4, wrapped.cfg.data.n_elements, wrapped.cfg.data.n_elements, dtype=torch.complex64)
+    r_samp = r_samp @ r_samp.conj().transpose(-1, -2)  # sample covariances are Hermitian PSD
+    with torch.no_grad():
+        want = own(r_samp).numpy()
+    got = wrapped.predict(None, {"r_samp": r_samp.numpy()})
+    assert got.shape == want.shape and (got == want).all()
 
 
 def test_time_to_quality_enters_the_interval_at_the_first_good_enough_point():

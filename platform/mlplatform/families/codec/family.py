@@ -143,6 +143,7 @@ METRICS = {
 }
 
 FAMILY = Family(
+    inputs=("wav",),
     name="codec",
     config_cls=C.CodecConfig,
     presets=C.PRESETS,

@@ -239,6 +239,7 @@ def guards(cfg: C.CreativeConfig) -> list[GuardSpec]:
 
 
 FAMILY = Family(
+    inputs=("x_in", "x_tgt"),
     name="creative",
     config_cls=C.CreativeConfig,
     presets={"debug": C.debug, "full": C.full},

@@ -176,6 +176,7 @@ def litmus_schedule(cfg: C.RiscovConfig, i: int, n: int) -> dict[str, float]:
 
 
 FAMILY = Family(
+    inputs=("r_samp",),
     name="riscov",
     config_cls=C.RiscovConfig,
     presets={"debug": C.debug, "full": C.full},

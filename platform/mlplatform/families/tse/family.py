@@ -154,6 +154,7 @@ def guards(cfg: C.TseConfig) -> list[GuardSpec]:
 
 
 FAMILY = Family(
+    inputs=("mixture", "enroll"),
     name="tse",
     config_cls=C.TseConfig,
     presets={"debug": C.debug, "cpu": C.cpu, "full": C.full},

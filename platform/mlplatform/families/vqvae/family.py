@@ -97,6 +97,7 @@ def guards(cfg: C.VqvaeConfig) -> list[GuardSpec]:
 
 
 FAMILY = Family(
+    inputs=("x",),
     name="vqvae",
     config_cls=C.VqvaeConfig,
     presets={"debug": C.debug, "note": C.note, "full": C.full},
