@@ -143,6 +143,17 @@ def _unpack(params: Mapping[str, Any], base: TrialOptions, trial_id: str) -> tup
     return keys, f"{base.sweep_name}-confirm-{conf['of']}-seed{conf['seed']}", tags
 
 
+def trial_work_dir(trial_dir: Path) -> Path:
+    """Where a trial keeps its per-epoch checkpoints: beside Tune's trial folder, not inside it. Tune copies
+    the whole ``driver_artifacts`` folder to the storage path with every experiment snapshot; inside it, the
+    loop's deletion of old epoch folders raced that copy ("Saving experiment state to storage ... failed",
+    FileNotFoundError, so that snapshot was lost) and every checkpoint was copied twice. Same lifetime: both
+    live in the Ray session's folder."""
+    if trial_dir.parent.name == "driver_artifacts":
+        return trial_dir.parent.parent / "trial_work" / trial_dir.name
+    return trial_dir / "work"
+
+
 def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
     """One sweep trial. ``params`` are dotted config keys sampled by the searcher; the base config is
     overridden (and validated) once here."""
@@ -157,7 +168,7 @@ def tune_trial(params: dict[str, Any], base: TrialOptions) -> None:
     trial_dir = Path(ctx.get_trial_dir() or tempfile.mkdtemp())
     keys, name, tags = _unpack(params, base, trial_id)
     opts = base.run.replace(cfg=base.run.cfg.override(keys), label=f"{base.run.family_name} {trial_id}",
-                            mlflow_run_id=_trial_run_id(base, trial_id, name, tags), work_dir=str(trial_dir / "work"))
+                            mlflow_run_id=_trial_run_id(base, trial_id, name, tags), work_dir=str(trial_work_dir(trial_dir)))
     if base.workers_per_trial <= 1:
         run_training(opts.replace(cpus=base.cpus_per_worker), RayReporter("tune"))
         return
