@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
-APT_PKGS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm postgresql
+APT_PKGS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm postgresql prometheus
 
-.PHONY: demo test bench install sysdeps clean-runs mlflow-ui optuna-ui
+.PHONY: demo test bench install sysdeps clean-runs mlflow-ui optuna-ui observe
 
 install: $(STAMP)
 
@@ -21,15 +21,20 @@ $(STAMP): pyproject.toml
 
 # System tools the corpora are made with (speech: espeak-ng for training voices, flite and Festival with its
 # recorded festvox voices for tse's held-out unseen_synth set; music: fluidsynth + a GM soundfont), and
-# PostgreSQL for the tracking load test (Debian keeps initdb in /usr/lib/postgresql/<v>/bin, off PATH).
+# PostgreSQL for the tracking load test (Debian keeps initdb in /usr/lib/postgresql/<v>/bin, off PATH), and
+# Prometheus for `make observe`. On a systemd host Debian's package also starts a system Prometheus and node
+# exporter on every interface: when this installed them, they are disabled (observe runs its own, on 127.0.0.1).
 sysdeps:
 	@if ! command -v espeak-ng >/dev/null || ! command -v fluidsynth >/dev/null || [ ! -f $(SOUNDFONT) ] \
 	    || ! command -v flite >/dev/null || ! command -v text2wave >/dev/null \
 	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] \
-	    || ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then \
+	    || ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || ! command -v prometheus >/dev/null; then \
 	  echo "[make] installing $(APT_PKGS) with apt"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); HAD_PROM=$$(command -v prometheus || true); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	  if [ -z "$$HAD_PROM" ] && command -v systemctl >/dev/null; then \
+	    $$SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true; \
+	  fi; \
 	fi
 
 demo: install sysdeps
@@ -51,6 +56,12 @@ mlflow-ui: install
 OPTUNA_PORT ?= 8080
 optuna-ui: install
 	$(BIN)/python jobs/optuna_ui.py --port $(OPTUNA_PORT)
+
+# Prometheus on 127.0.0.1 over the running Ray's metrics (docs/observability.md); `make observe OBSERVE=stop`
+# stops it by its recorded PID, OBSERVE=status shows its targets.
+OBSERVE ?= start
+observe: install sysdeps
+	$(BIN)/python jobs/observe.py $(OBSERVE)
 
 clean-runs:
 	rm -rf mlruns.db optuna.db mlartifacts ray_results runs

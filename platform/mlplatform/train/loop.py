@@ -29,6 +29,7 @@ import torch
 from mlplatform.data.streaming import TimedIterator
 from mlplatform.integrity.floors import below_floor
 from mlplatform.integrity.frozen import batches_digest
+from mlplatform.observe import gauges
 from mlplatform.protocol import StepContext
 from mlplatform.rng import isolated_rng
 from mlplatform.train.checkpoint import PER_ITEM_FILE, STATE_FILE, load_checkpoint, save_checkpoint
@@ -307,11 +308,12 @@ def run_training(opts: RunOptions | Mapping[str, Any], reporter: Reporter) -> di
     try:
         for epoch in range(state.epoch, run.cfg.train.epochs):
             t_wall, t_cpu = time.perf_counter(), time.process_time()
-            sched = run.fam.schedule(run.cfg, epoch)
+            sched, step0 = run.fam.schedule(run.cfg, epoch), state.step
             metrics = train_epoch(run, state, epoch, sched)
             chosen = validate_and_select(run, state, epoch, sched, metrics)
             metrics.update(compute_seconds(run, time.perf_counter() - t_wall, time.process_time() - t_cpu))
             state.epoch = epoch + 1
+            gauges.record_epoch(run, metrics, epoch=state.epoch, steps=state.step - step0)  # no-op without Ray
             last = chosen.stop is not None or epoch == run.cfg.train.epochs - 1
             outcome = chosen.stop or COMPLETED
             if last and run.cfg.train.integrity and run.cfg.train.alarms:

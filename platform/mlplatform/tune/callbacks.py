@@ -13,6 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from mlplatform.observe import gauges
 from mlplatform.train.outcome import Outcome, from_error
 from mlplatform.tune.outcomes import OUTCOMES, classify, outcome
 
@@ -70,6 +71,7 @@ class SweepProgress(Callback):
         self.started: dict[str, float] = {}  # running trial id -> start time
         self.durations: list[float] = []  # trials that started and ended under this driver
         self.ended_at: list[float] = []  # when each of them ended
+        self.sweep = ""  # the sweep's name (its Tune experiment folder), from the first trial seen
 
     def eta(self, now: float) -> float | None:
         """Seconds left, from the measured throughput (trials finished plus the fraction of an average
@@ -98,6 +100,9 @@ class SweepProgress(Callback):
     def _line(self, msg: str) -> None:
         now = time.time()
         kinds = Counter(self.done.values())
+        # getattr: a progress callback pickled (tuner.pkl) before it had .sweep is restored without it
+        gauges.record_trial_counts({**{o: kinds[o] for o in OUTCOMES}, "running": len(self.started)},
+                                   getattr(self, "sweep", ""))
         stopped = [f"{kinds[o]} {SHORT[o]}" for o in OUTCOMES if o != "completed" and kinds[o]]
         best = f"best {self.metric}={self.best[0]:.4g} ({self.best[1]})" if self.best else "best -"
         eta = self.eta(now)
@@ -107,6 +112,7 @@ class SweepProgress(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._seed(trials)
+        self.sweep = getattr(self, "sweep", "") or str(getattr(trial, "experiment_dir_name", "") or "")
         self.started[trial.trial_id] = time.time()
         self._line(f"start {trial.trial_id}")
 
