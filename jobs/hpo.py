@@ -91,6 +91,20 @@ def print_plan(spec, checked) -> int:
     return 0
 
 
+def check_register(args: argparse.Namespace) -> None:
+    """--register NAME: a name the registry takes, and a sweep with one winner (exit 2 before any work)."""
+    if not args.register:
+        return
+    from mlplatform.tracking.models import check_model_name
+
+    try:
+        check_model_name(args.register)
+    except ValueError as e:
+        raise UsageError(f"--register: {e}") from None
+    if args.objectives:
+        raise UsageError("--register: a Pareto sweep (--objectives) has no single winner to register")
+
+
 def confirm_default(args: argparse.Namespace) -> int:
     """--confirm-top when not given: 0 for a Pareto sweep, else $MLPLATFORM_CONFIRM_TOP or 3."""
     if args.objectives:
@@ -151,15 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json_out:
         check_file_writable(args.json_out, "--json-out")  # written at the end: find out now
-    if args.register:
-        from mlplatform.tracking.models import check_model_name
-
-        try:
-            check_model_name(args.register)
-        except ValueError as e:
-            raise UsageError(f"--register: {e}") from None
-        if args.objectives:
-            raise UsageError("--register: a Pareto sweep (--objectives) has no single winner to register")
+    check_register(args)
     storage_arg = normalize(args.storage_path or str(mu.repo_root() / "ray_results"))
     storage = Path(storage_arg)
     spec = SweepSpec(

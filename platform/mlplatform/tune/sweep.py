@@ -181,21 +181,7 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
     k = fit_concurrency(spec, resources)
     if not resume:
         check_new_study(resolve_storage(uri, spec.optuna_storage), spec.name)
-        exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
-        parent = cl.create_run(exp_id, run_name=spec.name, tags={
-            "sweep": spec.name, "family": fam.name, "space": spec.space, "kind": "sweep",
-            "selection_metric": space.metric, "selection_mode": space.mode,
-            **({OBJECTIVES_TAG: spec.objectives} if spec.objectives else {})}).info.run_id
-        logger = mu.RunLogger(parent, uri)
-        logger.log_params({"sweep.n_trials": spec.n_trials, "sweep.epochs_per_trial": spec.epochs_per_trial,
-                           "sweep.space": spec.space, "sweep.preset": spec.preset, "sweep.seed": spec.seed,
-                           "sweep.max_concurrent": k, "sweep.workers_per_trial": spec.workers_per_trial,
-                           "sweep.early_stop_patience": spec.early_stop_patience,
-                           "sweep.overrides": " ".join(spec.overrides)})
-        logger.log_text(Path(space.path).read_text(), "search_space.yaml")
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / STATE_FILE).write_text(json.dumps({"spec": asdict(spec), "parent_run_id": parent,
-                                                        "experiment_id": exp_id, "started_at": time.time()}, indent=2))
+        exp_id, parent, logger = create_parent(spec, fam, space, k, cl, uri, sweep_dir)
     try:
         if resume:
             retire_orphan_runs(cl, exp_id, parent, sweep_dir)
@@ -240,6 +226,28 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
         print(f"[sweep] could not write the sweep report ({type(e).__name__}: {e}); rerun: python jobs/report.py "
               f"--experiment {spec.experiment or fam.name} --parent {parent}", flush=True)
     return summary
+
+
+def create_parent(spec: SweepSpec, fam: Any, space: Any, k: int, cl: Any, uri: str,
+                  sweep_dir: Path) -> tuple[str, str, Any]:
+    """A new sweep's MLflow parent run (tags, params, the search space) and its state file beside the
+    Tune experiment; (experiment id, parent run id, the parent's logger)."""
+    exp_id = mu.get_or_create_experiment(cl, spec.experiment or fam.name)
+    parent = cl.create_run(exp_id, run_name=spec.name, tags={
+        "sweep": spec.name, "family": fam.name, "space": spec.space, "kind": "sweep",
+        "selection_metric": space.metric, "selection_mode": space.mode,
+        **({OBJECTIVES_TAG: spec.objectives} if spec.objectives else {})}).info.run_id
+    logger = mu.RunLogger(parent, uri)
+    logger.log_params({"sweep.n_trials": spec.n_trials, "sweep.epochs_per_trial": spec.epochs_per_trial,
+                       "sweep.space": spec.space, "sweep.preset": spec.preset, "sweep.seed": spec.seed,
+                       "sweep.max_concurrent": k, "sweep.workers_per_trial": spec.workers_per_trial,
+                       "sweep.early_stop_patience": spec.early_stop_patience,
+                       "sweep.overrides": " ".join(spec.overrides)})
+    logger.log_text(Path(space.path).read_text(), "search_space.yaml")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / STATE_FILE).write_text(json.dumps({"spec": asdict(spec), "parent_run_id": parent,
+                                                    "experiment_id": exp_id, "started_at": time.time()}, indent=2))
+    return exp_id, parent, logger
 
 
 def freeze_for_trials(fam: Any, base_cfg: Any, logger: Any) -> dict[str, Any] | None:
