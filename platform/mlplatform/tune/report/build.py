@@ -257,19 +257,7 @@ def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[
     doc.p(f"{data.metric} per epoch of every trial (MLflow metric history), coloured by outcome.")
     doc.img(rp.plot_curves(data, out_dir / "curves.png"), "learning curves")
 
-    doc.h("Baseline margins")
-    names = sorted({n for t in data.trials for n in t.margins})
-    if names:
-        doc.p("`val/margin_<baseline>` = model minus trivial baseline, signed so that positive is better: a trial "
-              "at or below 0 is no better than the trivial solution its losses could drift to.")
-        doc.table(["trial", "outcome"] + [f"{n} (last)" for n in names] + [f"{n} (min)" for n in names],
-                  [[t.trial_id, t.outcome] + [fmt(t.margins[n][-1][1]) if t.margins.get(n) else "-" for n in names]
-                   + [fmt(min(v for _, v in t.margins[n])) if t.margins.get(n) else "-" for n in names]
-                   for t in ranked])
-        doc.img(rp.plot_margins(data, names, out_dir / "margins.png"), "baseline margins")
-    else:
-        doc.p("No trial logged `val/margin_*` metrics (the family scores no trivial baselines yet).")
-
+    _margins_section(doc, data, ranked, out_dir)
     _floors_section(doc, data, ranked, out_dir)
 
     doc.h("Stopped trials and why")
@@ -285,6 +273,24 @@ def build_doc(data: SweepData, out_dir: Path, noise: Any = None, on_front: list[
         doc.p("Every trial ran to completion.")
     doc.p(f"Regenerate: `python jobs/report.py --experiment {data.experiment} --parent {data.parent_run_id}`.")
     return doc
+
+
+def _margins_section(doc: Doc, data: SweepData, ranked: list[TrialRecord], out_dir: Path) -> None:
+    """Each trial's margins over the family's trivial baselines: table and curves."""
+    import mlplatform.tune.report.plots as rp
+
+    doc.h("Baseline margins")
+    names = sorted({n for t in data.trials for n in t.margins})
+    if names:
+        doc.p("`val/margin_<baseline>` = model minus trivial baseline, signed so that positive is better: a trial "
+              "at or below 0 is no better than the trivial solution its losses could drift to.")
+        doc.table(["trial", "outcome"] + [f"{n} (last)" for n in names] + [f"{n} (min)" for n in names],
+                  [[t.trial_id, t.outcome] + [fmt(t.margins[n][-1][1]) if t.margins.get(n) else "-" for n in names]
+                   + [fmt(min(v for _, v in t.margins[n])) if t.margins.get(n) else "-" for n in names]
+                   for t in ranked])
+        doc.img(rp.plot_margins(data, names, out_dir / "margins.png"), "baseline margins")
+    else:
+        doc.p("No trial logged `val/margin_*` metrics (the family scores no trivial baselines yet).")
 
 
 def _trials_table(doc: Doc, data: SweepData, ranked: list[TrialRecord], noise: Any) -> None:
