@@ -13,7 +13,9 @@ from mlplatform.train.executors import run_local
 
 def train(family: str, overrides: list[str], uri: str | None = None, tmp=None):
     fam = get_family(family)
-    cfg = build_config(family, "debug", overrides)
+    # tse's debug preset trains on one thread (for a shared machine); the suite runs one test at a time
+    extra = ["train.num_threads=2"] if family == "tse" else []
+    cfg = build_config(family, "debug", overrides + extra)
     if fam.prepare_data is not None:
         fam.prepare_data(cfg)
     run_id = None
