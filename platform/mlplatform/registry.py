@@ -1,22 +1,46 @@
 """The explicit family list, ``FAMILIES``, and the one way every job and test makes a config.
 
-Adding a family is its folder plus one line below. Nothing in the package imports this module back
+Adding a family is its folder plus one line in ``_MODULES`` below. Nothing in the package imports this module back
 (families import their types from the leaf ``mlplatform.protocol``), so the import graph stays a DAG.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
+from collections.abc import Mapping
 from typing import Any, Iterable, Iterator
 
 from mlplatform.config import Config, ConfigError
-from mlplatform.families.codec.family import FAMILY as _codec
-from mlplatform.families.creative.family import FAMILY as _creative
-from mlplatform.families.riscov.family import FAMILY as _riscov
-from mlplatform.families.tse.family import FAMILY as _tse
-from mlplatform.families.vqvae.family import FAMILY as _vqvae
 from mlplatform.protocol import Family, set_family_resolver
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (_riscov, _tse, _creative, _vqvae, _codec)}
+# name -> the module whose ``FAMILY`` it is. A family's module is imported the first time it is asked for:
+# importing all five costs ~5 s of CPU per process (vqvae's vector-quantize-pytorch pulls in einx, sympy
+# and torch._dynamo), and every Ray Train worker, Tune trainable and job process looks up one family.
+_MODULES = {
+    "riscov": "mlplatform.families.riscov.family",
+    "tse": "mlplatform.families.tse.family",
+    "creative": "mlplatform.families.creative.family",
+    "vqvae": "mlplatform.families.vqvae.family",
+    "codec": "mlplatform.families.codec.family",
+}
+
+
+class _Families(Mapping):
+    """The read-only table of families, ``{name: Family}``; iterating lists the names without importing."""
+
+    def __getitem__(self, name: str) -> Family:
+        fam = importlib.import_module(_MODULES[name]).FAMILY
+        assert fam.name == name, f"{_MODULES[name]} defines family {fam.name!r}, registered as {name!r}"
+        return fam
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+FAMILIES: Mapping[str, Family] = _Families()
 
 # families added for the life of a ``registered`` block (tests); looked up after FAMILIES
 _EXTRA: dict[str, Family] = {}
@@ -43,7 +67,7 @@ def families() -> dict[str, Family]:
 
 
 def get_family(name: str) -> Family:
-    fam = FAMILIES.get(name) or _EXTRA.get(name)
+    fam = FAMILIES[name] if name in _MODULES else _EXTRA.get(name)
     if fam is None:
         raise ConfigError(f"unknown family {name!r}; choose one of {', '.join(sorted(families()))}")
     return fam
