@@ -1,7 +1,7 @@
 """The protocol between the shared spine and a family: the ``Family`` bundle and the types it speaks.
 
 A leaf module: it imports no family and nothing of ``train/``, ``tune/`` or ``tracking/``, so a family
-imports it for the types and ``registry.py`` (which imports every family) is imported by nobody below it.
+imports it for the types and ``registry.py`` (which can import every family) is imported by nobody below it.
 The shared loop (``mlplatform.train.loop``) only ever talks to a family through this bundle.
 """
 from __future__ import annotations
@@ -170,7 +170,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
-# Name -> Family lookups go through the registry, which imports every family; the spine below it (the loop,
+# Name -> Family lookups go through the registry, which imports any family; the spine below it (the loop,
 # the executors) must not import it back, or a family that trains another family (creative trains its codec
 # through the shared loop) closes an import cycle. So the registry registers its lookup here when imported,
 # and a RunOptions normally carries the Family itself.
