@@ -1,5 +1,6 @@
 """The registry: an explicit literal list, a leaf protocol module, and a supported way to add a family."""
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -13,6 +14,16 @@ from mlplatform.registry import FAMILIES, build_config, families, get_family, re
 def test_families_are_the_literal_list():
     assert sorted(FAMILIES) == ["codec", "creative", "riscov", "tse", "vqvae"]
     assert all(isinstance(f, Family) and f.name == n for n, f in FAMILIES.items())
+
+
+def test_looking_up_one_family_imports_only_that_family():
+    # every Ray worker and job process looks up one family; importing all five cost ~5 s of CPU each
+    code = ("import json, sys; from mlplatform.registry import FAMILIES, get_family; "
+            "assert sorted(FAMILIES) and get_family('riscov').name == 'riscov'; "
+            "print(json.dumps([sorted({m.split('.')[2] for m in sys.modules if m.startswith('mlplatform.families.')}), "
+            "'vector_quantize_pytorch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [["riscov"], False], out
 
 
 def test_registered_adds_a_family_for_the_block_only():
