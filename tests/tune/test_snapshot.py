@@ -29,6 +29,7 @@ def cut(path):
 def test_session_names_and_readability():
     assert session_of(f"experiment_state-{S1}.json") == S1
     assert session_of(f"search_gen_state-{S1}.json") == S1
+    assert session_of(f"basic-variant-state-{S1}.json") == S1  # the confirmation grid's generator
     assert session_of("tuner.pkl") is None and session_of("experiment_state-.json") is None
     whole = pickle.dumps({"a": list(range(100))})
     assert unreadable("searcher-state-x.pkl", whole) is None
@@ -88,3 +89,6 @@ def test_repair_falls_back_to_the_previous_session_and_else_refuses(tmp_path):
     cut(tmp_path / f"experiment_state-{S1}.json")
     with pytest.raises(SnapshotError, match="cannot be resumed"):
         repair(tmp_path)
+    empty = tmp_path / "no-state"
+    empty.mkdir()
+    assert repair(empty) is None  # no snapshot at all: Tune's own restore says so

@@ -71,7 +71,14 @@ def fit(trainable: Any, grid: list[dict[str, Any]], name: str, storage: str, k: 
 
     from mlplatform.cli import call_interruptibly
 
-    path = str(Path(storage) / name) if "://" not in storage else f"{storage.rstrip('/')}/{name}"
+    local = "://" not in storage
+    path = str(Path(storage) / name) if local else f"{storage.rstrip('/')}/{name}"
+    if local:  # the kill may have cut Tune's copy of its snapshot short (tune/snapshot.py)
+        from mlplatform.tune.snapshot import StateBackup, repair_and_say
+
+        if Path(path).is_dir():
+            repair_and_say(Path(path))
+        callbacks = [*callbacks, StateBackup(path)]
     t0 = time.time()
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False,

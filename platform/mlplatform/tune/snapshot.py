@@ -38,8 +38,10 @@ from mlplatform.train.checkpoint import CheckpointError
 
 BACKUP_FILE = "mlplatform_snapshot.zip"
 EXPERIMENT = "experiment_state-{}.json"
-# the searcher's, the search generator's (a pickle despite its name) and the callbacks' files
-PICKLES = ("searcher-state-{}.pkl", "search_gen_state-{}.json", "callback-states-{}.pkl")
+# the searcher's, the search generator's and the grid generator's (pickles despite their names) and the
+# callbacks' files
+PICKLES = ("searcher-state-{}.pkl", "search_gen_state-{}.json", "basic-variant-state-{}.json",
+           "callback-states-{}.pkl")
 
 
 class SnapshotError(CheckpointError):
@@ -149,8 +151,11 @@ def repair(sweep_dir: Path) -> str | None:
     """Make the newest snapshot in ``sweep_dir`` one that reads back, before ``Tuner.restore``: the newest
     session's files when they read; else the backup zip's snapshot of that session; else the newest older
     session whose files read (the newer sessions' files are removed, so Tune picks it). Returns what was
-    done (None when nothing was needed); raises :class:`SnapshotError` when nothing reads back."""
+    done (None when nothing was needed, or when there is no snapshot at all: Tune says so); raises
+    :class:`SnapshotError` when nothing reads back. Local storage only (a URI's files are not here)."""
     sessions = sorted({s for p in sweep_dir.iterdir() if (s := session_of(p.name))}, reverse=True)
+    if not sessions:
+        return None
     backup, taken = read_zip(sweep_dir / BACKUP_FILE)
     reasons = []
     for i, session in enumerate(sessions):
@@ -172,6 +177,13 @@ def repair(sweep_dir: Path) -> str | None:
     detail = reasons[0] if reasons else "no experiment state"
     raise SnapshotError(f"no snapshot of the sweep in {sweep_dir} reads back ({detail}): it cannot be resumed; "
                         "start it again under a new --name")
+
+
+def repair_and_say(sweep_dir: Path) -> None:
+    """:func:`repair`, printing what it did (a resume's progress line)."""
+    said = repair(Path(sweep_dir))
+    if said:
+        print(f"[sweep] the last sweep snapshot does not read back: {said}", flush=True)
 
 
 def _remove_sessions(sweep_dir: Path, sessions: list[str]) -> None:

@@ -184,11 +184,10 @@ def run_sweep(spec: SweepSpec, resume: bool = False, checked: CheckedSweep | Non
         exp_id, parent, logger = create_parent(spec, fam, space, k, cl, uri, sweep_dir)
     try:
         if resume:
-            from mlplatform.tune.snapshot import repair
+            if not remote:  # a snapshot cut off by the kill: the one before it (tune/snapshot.py)
+                from mlplatform.tune.snapshot import repair_and_say
 
-            repaired = repair(sweep_dir)  # a snapshot cut off by the kill: the one before it (tune/snapshot.py)
-            if repaired:
-                print(f"[sweep] the last sweep snapshot does not read back: {repaired}", flush=True)
+                repair_and_say(sweep_dir)
             retire_orphan_runs(cl, exp_id, parent, sweep_dir)
         # once, on the driver, before any trial
         prepared = fam.prepare_data(base_cfg) if fam.prepare_data is not None else None
@@ -331,7 +330,8 @@ def _fit(spec: SweepSpec, fam: Any, base_cfg: Any, space: Any, k: int, parent: s
                      if spec.scheduler == "asha" else FIFOScheduler())
         # Tune's snapshot leaves the scheduler out: this callback keeps ASHA's rungs in it (scheduler_state)
         callbacks.append(SchedulerState(scheduler))
-        callbacks.append(StateBackup(str(sweep_dir)))  # a whole copy of the snapshot for repair() on resume
+        if "://" not in storage:  # a whole copy of the snapshot, for repair() on resume (local storage)
+            callbacks.append(StateBackup(str(sweep_dir)))
         tune_config = tune.TuneConfig(
             metric=space.metric, mode=space.mode, num_samples=spec.n_trials,
             search_alg=build_searcher(spec, RunLink(uri, exp_id, parent)),
