@@ -84,7 +84,7 @@ def test_repair_falls_back_to_the_previous_session_and_else_refuses(tmp_path):
     write_snapshot(tmp_path, S2, 7)  # a resume of S1, killed while its first copy was cut off
     cut(tmp_path / f"searcher-state-{S2}.pkl")
     said = repair(tmp_path)
-    assert f"searcher-state-{S2}.pkl" in said and f"previous session's snapshot ({S1})" in said
+    assert f"searcher-state-{S2}.pkl" in said and f"an earlier session's snapshot ({S1})" in said
     assert not list(tmp_path.glob(f"*{S2}*"))  # Tune picks the newest session: S1 now
     cut(tmp_path / f"experiment_state-{S1}.json")
     with pytest.raises(SnapshotError, match="cannot be resumed"):

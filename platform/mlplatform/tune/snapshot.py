@@ -165,7 +165,7 @@ def repair(sweep_dir: Path) -> str | None:
             if i == 0:
                 return None
             _remove_sessions(sweep_dir, sessions[:i])
-            return f"{reasons[0]}; resuming from the previous session's snapshot ({session})"
+            return f"{reasons[0]}; resuming from an earlier session's snapshot ({session})"
         reasons.append(why)
         mine = {n: d for n, d in backup.items() if session_of(n) == session}
         if mine and check(mine) is None:
@@ -173,7 +173,7 @@ def repair(sweep_dir: Path) -> str | None:
             for name, data in mine.items():
                 (sweep_dir / name).write_bytes(data)
             when = time.strftime("%H:%M:%S", time.localtime(taken)) if taken else "?"
-            return f"{reasons[0]}; resuming from the snapshot before it (taken {when})"
+            return f"{reasons[0]}; resuming from the snapshot before it (kept at {when})"
     detail = reasons[0] if reasons else "no experiment state"
     raise SnapshotError(f"no snapshot of the sweep in {sweep_dir} reads back ({detail}): it cannot be resumed; "
                         "start it again under a new --name")
