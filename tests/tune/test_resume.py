@@ -4,7 +4,8 @@ trial 2 has logged its first epoch and not yet reported its checkpoint (a fault 
 resumed trial re-runs that epoch and must not log it twice. Every trial's MLflow history equals the one
 the same trial has in an uninterrupted sweep, step for step (issue 16), and the stored Optuna study was
 continued: one trial per sweep trial, each ended as its MLflow run says (issue 18). The newest snapshot is
-cut in half before the resume, as a kill during Tune's copy of it leaves it: the resume uses the copy before it."""
+cut in half before the resume, as a kill during Tune's copy of it leaves it: the resume uses the copy
+before it."""
 import json
 import os
 import signal

@@ -120,7 +120,7 @@ class StateBackup(Callback):
             return
         now = {n: p.read_bytes() for n, p in session_files(staging, sessions[-1]).items()}
         callbacks = {n: d for n, d in now.items() if n.startswith("callback-states-")}
-        if self._pending is not None and set(self._pending) and check({**self._pending, **callbacks}) is None:
+        if self._pending and check({**self._pending, **callbacks}) is None:
             write_zip(Path(self.sweep_dir) / BACKUP_FILE, {**self._pending, **callbacks})
         # this snapshot's callbacks' file is written after this call: keep the rest for the next one
         self._pending = {n: d for n, d in now.items() if not n.startswith("callback-states-")}
